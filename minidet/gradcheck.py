@@ -58,11 +58,16 @@ def worst(analytic, numeric):
     return float(err.flat[flat]), np.unravel_index(flat, err.shape)
 
 
-def numerical_gradient(f, x, eps: float = 1e-6):
-    """Centred differences of the scalar function `f()` with respect to every entry of `x`.
+def numerical_gradient(f, x, eps: float = 1e-5, dy=None):
+    """Centred differences with respect to every entry of `x`.
 
+    Without `dy`, `f()` returns a scalar and the result is d f / d x. With `dy`, `f()`
+    returns an array y and the result is d sum(y·dy) / d x, computed as
+    sum((y(x+ε) − y(x−ε))·dy) / 2ε: subtracting the outputs before summing keeps the
+    cancellation per element, which makes the estimate ~100× more precise than
+    differencing two large sums.
     `x` is perturbed in place (and restored), so `f` must read it: a layer's input or
-    one of its `params` arrays. `x` should be float64.
+    one of its `params` arrays. `x` must be float64.
     """
     if x.dtype != np.float64:
         raise ValueError(f"numerical_gradient: use float64 inputs, got {x.dtype}")
@@ -74,12 +79,22 @@ def numerical_gradient(f, x, eps: float = 1e-6):
     for i in range(flat_x.size):
         old = flat_x[i]
         flat_x[i] = old + eps
-        plus = f()
+        plus = _snapshot(f(), dy)
         flat_x[i] = old - eps
-        minus = f()
+        minus = _snapshot(f(), dy)
         flat_x[i] = old
-        flat_g[i] = (plus - minus) / (2.0 * eps)
+        if dy is None:
+            flat_g[i] = (plus - minus) / (2.0 * eps)
+        else:
+            flat_g[i] = np.sum((plus - minus) * dy) / (2.0 * eps)
     return grad
+
+
+def _snapshot(value, dy):
+    """A float64 copy of f's output: it may be a view of the array being perturbed (Flatten)."""
+    if dy is None:
+        return float(value)
+    return np.array(to_numpy(value), dtype=np.float64, copy=True)
 
 
 def _as_float64_copy(layer):
@@ -90,7 +105,7 @@ def _as_float64_copy(layer):
     return layer
 
 
-def gradcheck(layer, x, seed: int = 0, eps: float = 1e-6, check_input: bool = True) -> GradcheckResult:
+def gradcheck(layer, x, seed: int = 0, eps: float = 1e-5, check_input: bool = True) -> GradcheckResult:
     """Check `layer.backward` against centred differences over every input and parameter entry.
 
     layer: anything with the layer contract (forward, backward, params/grads through
@@ -98,15 +113,15 @@ def gradcheck(layer, x, seed: int = 0, eps: float = 1e-6, check_input: bool = Tr
     x: the input, any shape the layer takes (e.g. (N, C, H, W)); cast to float64.
     Layers that draw random numbers in forward (Dropout) are re-copied before each
     evaluation, so every evaluation draws the same mask.
+    eps = 1e-5: the layers are piecewise linear, so the centred difference has no truncation
+    error away from kinks and a larger step only shrinks rounding error; keep inputs
+    (and pre-activations) further than ε·|∂| from a leaky ReLU kink or a pooling tie.
     Returns a GradcheckResult with the worst relative error, where it occurred ("dx[0, 1, 2, 3]",
     "2.W[...]"), and the worst error per array.
     """
     template = _as_float64_copy(layer)
     x = np.ascontiguousarray(to_numpy(x), dtype=np.float64).copy()
     rng = np.random.default_rng(seed)
-
-    def run(inp):
-        return copy.deepcopy(template).forward(inp), None
 
     # Analytic gradients, from one copy.
     probe = copy.deepcopy(template)
@@ -119,11 +134,8 @@ def gradcheck(layer, x, seed: int = 0, eps: float = 1e-6, check_input: bool = Tr
     for name, _, grads, key in probe.named_parameters():
         analytic[name] = to_numpy(grads[key])
 
-    def loss_for(inp):
-        def f():
-            out, _ = run(inp)
-            return float(np.sum(to_numpy(out) * dy))
-        return f
+    def output():
+        return copy.deepcopy(template).forward(x)
 
     errors, best, where = {}, -1.0, ""
     targets = []
@@ -132,7 +144,7 @@ def gradcheck(layer, x, seed: int = 0, eps: float = 1e-6, check_input: bool = Tr
     for name, params, _, key in template.named_parameters():
         targets.append((name, params[key]))
     for name, arr in targets:
-        numeric = numerical_gradient(loss_for(x), arr, eps)
+        numeric = numerical_gradient(output, arr, eps, dy=dy)
         err, idx = worst(analytic[name], numeric)
         errors[name] = err
         if err > best:

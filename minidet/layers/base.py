@@ -72,21 +72,25 @@ class Layer:
     # -- helpers for subclasses ---------------------------------------------------
     def _cached(self):
         if self._cache is None:
-            raise RuntimeError(f"{self!r}: backward() called before forward()")
+            raise RuntimeError(f"{self.label()}: backward() called before forward()")
         return self._cache
 
     def _check_ndim(self, x, ndim: int, layout: str):
         if getattr(x, "ndim", None) != ndim:
             shape = getattr(x, "shape", type(x).__name__)
-            raise ValueError(f"{self!r}: expected a {ndim}-D input {layout}, got shape {shape}")
+            raise ValueError(f"{self.label()}: expected a {ndim}-D input {layout}, got shape {shape}")
 
     def _check_float(self, x):
         xp = get_array_module(x)
         if not xp.issubdtype(x.dtype, xp.floating):
-            raise ValueError(f"{self!r}: expected a floating-point input, got dtype {x.dtype}")
+            raise ValueError(f"{self.label()}: expected a floating-point input, got dtype {x.dtype}")
+
+    def label(self) -> str:
+        """One line naming the layer and its settings, for error messages."""
+        return f"{type(self).__name__}({self.extra_repr()})"
 
     def __repr__(self):
-        return f"{type(self).__name__}({self.extra_repr()})"
+        return self.label()
 
     def extra_repr(self) -> str:
         return ""

@@ -1,0 +1,170 @@
+"""Conv2d: 2-D convolution (cross-correlation, as in every framework) on NCHW tensors.
+
+Shapes:
+    x: (N, C, H, W)      W: (F, C, k, k)      b: (F,)
+    y: (N, F, Ho, Wo)    Ho = (H + 2p − k) // s + 1,  Wo = (W + 2p − k) // s + 1
+
+    y[n, f, i, j] = b[f] + Σ_{c, ki, kj} W[f, c, ki, kj] · xpad[n, c, i·s + ki, j·s + kj]
+
+The fast path unfolds x into cols (N, C·k·k, Ho·Wo) (im2col) and does one batched
+matrix product; the backward is two more products and a fold (col2im). The naive
+loop versions below are the readable definition that the tests compare against.
+On a CuPy input the unfolding runs as CUDA kernels (kernels/im2col.py) and the
+products go to cuBLAS; the code below is otherwise the same on both devices.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import get_array_module
+from . import im2col as cpu_im2col
+from .base import Layer
+from .init import he_normal
+
+
+def _is_pointwise(k, stride, padding):
+    # A 1×1, stride-1, unpadded convolution needs no unfolding: cols is x itself.
+    return k == 1 and stride == 1 and padding == 0
+
+
+def _unfold(x, k, stride, padding):
+    if get_array_module(x) is np:
+        return cpu_im2col.im2col(x, k, stride, padding)
+    from kernels import im2col as gpu_im2col  # CuPy input: the CUDA twin
+
+    return gpu_im2col.im2col_gpu(x, k, stride, padding)
+
+
+def _fold(cols, x_shape, k, stride, padding):
+    if get_array_module(cols) is np:
+        return cpu_im2col.col2im(cols, x_shape, k, stride, padding)
+    from kernels import im2col as gpu_im2col
+
+    return gpu_im2col.col2im_gpu(cols, x_shape, k, stride, padding)
+
+
+def conv2d_forward(x, W, b, stride: int = 1, padding: int = 0):
+    """y = conv(x, W) + b via im2col and one batched product.
+
+    x: (N, C, H, W); W: (F, C, k, k); b: (F,). Returns (y (N, F, Ho, Wo), cache).
+    """
+    xp = get_array_module(x)
+    N, C, H, Wd = x.shape
+    F, _, k, _ = W.shape
+    Ho = cpu_im2col.output_size(H, k, stride, padding)
+    Wo = cpu_im2col.output_size(Wd, k, stride, padding)
+    if _is_pointwise(k, stride, padding):
+        cols = xp.ascontiguousarray(x).reshape(N, C, H * Wd)
+    else:
+        cols = _unfold(x, k, stride, padding)
+    y = xp.matmul(W.reshape(F, -1), cols)  # (N, F, Ho·Wo): already NCHW
+    y += b.reshape(1, F, 1)
+    return y.reshape(N, F, Ho, Wo), (cols, x.shape, W, stride, padding)
+
+
+def conv2d_backward(dy, cache):
+    """Gradients of conv2d_forward. dy: (N, F, Ho, Wo). Returns (dx, dW, db)."""
+    xp = get_array_module(dy)
+    cols, x_shape, W, stride, padding = cache
+    F, C, k, _ = W.shape
+    N = dy.shape[0]
+    dy3 = xp.ascontiguousarray(dy).reshape(N, F, -1)
+    db = dy3.sum(axis=(0, 2))
+    # dW = Σ_n dy[n] @ cols[n]ᵀ: a batched product then a sum over the (small) batch axis.
+    dW = xp.matmul(dy3, cols.transpose(0, 2, 1)).sum(axis=0).reshape(W.shape)
+    dcols = xp.matmul(W.reshape(F, -1).T, dy3)  # (N, C·k·k, Ho·Wo)
+    if _is_pointwise(k, stride, padding):
+        dx = dcols.reshape(x_shape)
+    else:
+        dx = _fold(dcols, x_shape, k, stride, padding)
+    return dx, dW.astype(W.dtype, copy=False), db.astype(W.dtype, copy=False)
+
+
+def conv2d_forward_naive(x, W, b, stride: int = 1, padding: int = 0):
+    """The definition, one output pixel at a time (slow; the reference for tests)."""
+    N, C, H, Wd = x.shape
+    F, _, k, _ = W.shape
+    Ho = (H + 2 * padding - k) // stride + 1
+    Wo = (Wd + 2 * padding - k) // stride + 1
+    xpad = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    y = np.empty((N, F, Ho, Wo), dtype=np.result_type(x, W))
+    for n in range(N):
+        for i in range(Ho):
+            for j in range(Wo):
+                patch = xpad[n, :, i * stride : i * stride + k, j * stride : j * stride + k]
+                for f in range(F):
+                    y[n, f, i, j] = np.sum(patch * W[f]) + b[f]
+    return y, (x, W, stride, padding)
+
+
+def conv2d_backward_naive(dy, cache):
+    """Gradients of conv2d_forward_naive, pixel by pixel. Returns (dx, dW, db)."""
+    x, W, stride, padding = cache
+    N, F, Ho, Wo = dy.shape
+    k = W.shape[2]
+    xpad = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    dxpad = np.zeros_like(xpad, dtype=dy.dtype)
+    dW = np.zeros_like(W, dtype=dy.dtype)
+    for n in range(N):
+        for i in range(Ho):
+            for j in range(Wo):
+                rows = slice(i * stride, i * stride + k)
+                cols = slice(j * stride, j * stride + k)
+                for f in range(F):
+                    dW[f] += dy[n, f, i, j] * xpad[n, :, rows, cols]
+                    dxpad[n, :, rows, cols] += dy[n, f, i, j] * W[f]
+    H, Wd = x.shape[2:]
+    dx = dxpad[:, :, padding : padding + H, padding : padding + Wd]
+    return dx, dW, dy.sum(axis=(0, 2, 3))
+
+
+class Conv2d(Layer):
+    """Conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0).
+
+    params: W (out_channels, in_channels, k, k), He-initialised for a following leaky
+    ReLU; b (out_channels,), zeros. Input (N, C, H, W) → output (N, F, Ho, Wo), with
+    Ho = (H + 2·padding − k) // stride + 1 (likewise Wo).
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, rng=None, dtype=np.float32):
+        super().__init__()
+        for name, v, low in (("in_channels", in_channels, 1), ("out_channels", out_channels, 1),
+                             ("kernel_size", kernel_size, 1), ("stride", stride, 1), ("padding", padding, 0)):
+            if int(v) != v or v < low:
+                raise ValueError(f"Conv2d: {name} must be an integer >= {low}, got {v!r}")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size, self.stride, self.padding = int(kernel_size), int(stride), int(padding)
+        fan_in = self.in_channels * self.kernel_size**2
+        k = self.kernel_size
+        self.params["W"] = he_normal((self.out_channels, self.in_channels, k, k), fan_in, rng, dtype=dtype)
+        self.params["b"] = np.zeros(self.out_channels, dtype=dtype)
+        self.grads = {"W": None, "b": None}
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}")
+
+    def output_shape(self, input_shape):
+        N, _, H, W = input_shape
+        k, s, p = self.kernel_size, self.stride, self.padding
+        return (N, self.out_channels, (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1)
+
+    def forward(self, x):
+        self._check_ndim(x, 4, "(N, C, H, W)")
+        self._check_float(x)
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"{self.label()}: input has {x.shape[1]} channels, expected {self.in_channels} "
+                             f"(input shape {tuple(x.shape)})")
+        H, W = x.shape[2:]
+        reach = self.kernel_size - 2 * self.padding
+        if H < reach or W < reach:
+            raise ValueError(f"{self.label()}: input of {H}×{W} pixels is smaller than the kernel "
+                             f"({self.kernel_size}×{self.kernel_size} with padding {self.padding}); "
+                             f"input shape {tuple(x.shape)}")
+        y, self._cache = conv2d_forward(x, self.params["W"], self.params["b"], self.stride, self.padding)
+        return y
+
+    def backward(self, dy):
+        cache = self._cached()
+        dx, self.grads["W"], self.grads["b"] = conv2d_backward(dy, cache)
+        return dx

@@ -1,0 +1,132 @@
+"""The YOLO v1 family (Redmon et al. 2015) built from minidet layers.
+
+Every model maps images (N, 3, H, W), H = W = input_size, to the grid (N, S, S, 5B + C)
+of the contract (per cell: B boxes [x, y, sqrt_w, sqrt_h, conf], then C class scores).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..layers import Conv2d, Dropout, Flatten, LeakyReLU, Linear, MaxPool2d, Reshape, Sequential
+
+FAST_YOLO_FILTERS = (16, 32, 64, 128, 256, 512, 1024, 1024, 1024)
+
+
+class YoloModel(Sequential):
+    """A Sequential whose output is the YOLO grid, with the architecture it was built from.
+
+    `arch` = {"name": ..., "kwargs": {...}}: enough to rebuild it (see `build`), and what
+    a checkpoint stores. `input_size`, `S`, `B`, `C` describe its input and output.
+    """
+
+    def __init__(self, layers, arch: dict, input_size: int, S: int, B: int, C: int):
+        super().__init__(*layers)
+        self.arch, self.input_size, self.S, self.B, self.C = arch, input_size, S, B, C
+
+    def forward(self, images):
+        if getattr(images, "ndim", None) != 4 or images.shape[1] != 3 or \
+                images.shape[2] != self.input_size or images.shape[3] != self.input_size:
+            raise ValueError(f"{self.arch['name']}: expected images of shape (N, 3, {self.input_size}, "
+                             f"{self.input_size}), got {getattr(images, 'shape', type(images).__name__)}")
+        return super().forward(images)
+
+    def summary(self) -> str:
+        from .summary import summary
+
+        return summary(self)
+
+    def __repr__(self):
+        return self.summary()
+
+
+def _scaled(n: int, width: float) -> int:
+    return max(1, int(round(n * width)))
+
+
+def _conv_block(layers, c_in, c_out, k, stride=1, rng=None):
+    layers += [Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, rng=rng), LeakyReLU(0.1)]
+    return c_out
+
+
+def _head(layers, features, hidden1, hidden2, S, B, C, rng, dropout_seed):
+    """Flatten → [Linear → (leaky)] → Linear + leaky → Dropout 0.5 → Linear → grid."""
+    layers.append(Flatten())
+    if hidden1:
+        layers.append(Linear(features, hidden1, rng=rng))  # yolo-tiny: no activation here
+        features = hidden1
+    layers += [Linear(features, hidden2, rng=rng), LeakyReLU(0.1), Dropout(0.5, seed=dropout_seed),
+               Linear(hidden2, S * S * (5 * B + C), rng=rng), Reshape(S, S, 5 * B + C)]
+
+
+def reduced_fast_yolo(input_size: int = 112, width: float = 0.25, S: int = 7, B: int = 2, C: int = 20,
+                      seed: int = 0) -> YoloModel:
+    """Fast YOLO, narrower and on smaller images: for one GPU or a CPU.
+
+    Filters and the two hidden fully connected layers are scaled by `width`. The input
+    must be S·2^p with p ≤ 6: the model keeps p of Fast YOLO's six 2×2 max-pools (the first
+    p), so the last convolution always sees an S×S map, as in the full model.
+    `reduced_fast_yolo(448, 1.0)` is `fast_yolo()`.
+    """
+    p = math.log2(input_size / S) if input_size > 0 else -1
+    if p != int(p) or not 0 <= p <= 6:
+        raise ValueError(f"reduced_fast_yolo: input_size must be S·2^p with 0 <= p <= 6 "
+                         f"(S={S}: {', '.join(str(S * 2**i) for i in range(7))}), got {input_size}")
+    if not 0 < width <= 4:
+        raise ValueError(f"reduced_fast_yolo: width must be in (0, 4], got {width}")
+    rng = np.random.default_rng(seed)
+    layers, c = [], 3
+    for i, f in enumerate(FAST_YOLO_FILTERS):
+        c = _conv_block(layers, c, _scaled(f, width), 3, rng=rng)
+        if i < int(p):
+            layers.append(MaxPool2d(2, 2))
+    _head(layers, c * S * S, _scaled(256, width), _scaled(4096, width), S, B, C, rng, seed)
+    name = "fast_yolo" if (input_size, width) == (448, 1.0) else "reduced_fast_yolo"
+    kwargs = dict(S=S, B=B, C=C, seed=seed) if name == "fast_yolo" else \
+        dict(input_size=input_size, width=width, S=S, B=B, C=C, seed=seed)
+    return YoloModel(layers, {"name": name, "kwargs": kwargs}, input_size, S, B, C)
+
+
+def fast_yolo(S: int = 7, B: int = 2, C: int = 20, seed: int = 0) -> YoloModel:
+    """The paper's Fast YOLO: darknet's November 2015 yolo-tiny.cfg, 448×448 input.
+
+    Nine 3×3 convolutions (16 … 1024 filters, padding 1, leaky ReLU 0.1), a 2×2 max-pool after
+    each of the first six; Linear 50176→256 (no activation), Linear 256→4096 + leaky ReLU,
+    Dropout 0.5, Linear 4096→S·S·(5B+C). No batch norm. 45.1 M parameters, 4.84 GFLOP per image.
+    """
+    return reduced_fast_yolo(448, 1.0, S=S, B=B, C=C, seed=seed)
+
+
+# The paper's Figure 3: (kernel, filters, stride) per convolution, "M" a 2×2 max-pool.
+YOLO_V1_CONVS = (
+    [(7, 64, 2), "M", (3, 192, 1), "M", (1, 128, 1), (3, 256, 1), (1, 256, 1), (3, 512, 1), "M"]
+    + [(1, 256, 1), (3, 512, 1)] * 4 + [(1, 512, 1), (3, 1024, 1), "M"]
+    + [(1, 512, 1), (3, 1024, 1)] * 2 + [(3, 1024, 1), (3, 1024, 2), (3, 1024, 1), (3, 1024, 1)]
+)
+
+
+def yolo_v1(S: int = 7, B: int = 2, C: int = 20, seed: int = 0) -> YoloModel:
+    """The paper's YOLO: 24 convolutions and 2 fully connected layers, 448×448 input."""
+    rng = np.random.default_rng(seed)
+    layers, c = [], 3
+    for spec in YOLO_V1_CONVS:
+        if spec == "M":
+            layers.append(MaxPool2d(2, 2))
+        else:
+            k, f, s = spec
+            c = _conv_block(layers, c, f, k, stride=s, rng=rng)
+    _head(layers, c * S * S, None, 4096, S, B, C, rng, seed)
+    return YoloModel(layers, {"name": "yolo_v1", "kwargs": dict(S=S, B=B, C=C, seed=seed)}, 448, S, B, C)
+
+
+ARCHITECTURES = {"yolo_v1": yolo_v1, "fast_yolo": fast_yolo, "reduced_fast_yolo": reduced_fast_yolo}
+
+
+def build(arch: dict) -> YoloModel:
+    """Rebuild a model from its `arch` dict ({"name": ..., "kwargs": {...}})."""
+    try:
+        factory = ARCHITECTURES[arch["name"]]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}") from None
+    return factory(**arch.get("kwargs", {}))
