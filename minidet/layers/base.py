@@ -57,8 +57,11 @@ class Layer:
         """Move parameters (and gradients) to "cpu" or "cuda"; returns self."""
         for d in (self.params, self.grads):
             for k in d:
-                d[k] = to_device(d[k], device)
+                if d[k] is not None:
+                    d[k] = to_device(d[k], device)
         self._cache = None
+        if hasattr(self, "_workspace"):
+            self._workspace.clear()
         return self
 
     def astype(self, dtype):
@@ -67,6 +70,8 @@ class Layer:
             self.params[k] = v.astype(dtype)
         self.grads = {k: None for k in self.params}
         self._cache = None
+        if hasattr(self, "_workspace"):
+            self._workspace.clear()
         return self
 
     # -- helpers for subclasses ---------------------------------------------------

@@ -6,11 +6,11 @@ Shapes:
 
     y[n, f, i, j] = b[f] + Σ_{c, ki, kj} W[f, c, ki, kj] · xpad[n, c, i·s + ki, j·s + kj]
 
-The fast path unfolds x into cols (N, C·k·k, Ho·Wo) (im2col) and does one batched
-matrix product; the backward is two more products and a fold (col2im). The naive
-loop versions below are the readable definition that the tests compare against.
-On a CuPy input the unfolding runs as CUDA kernels (kernels/im2col.py) and the
-products go to cuBLAS; the code below is otherwise the same on both devices.
+The fast path unfolds x into cols (C·k·k, N·Ho·Wo) (im2col) and does ONE matrix
+product for the whole batch; the backward is two more products and a fold (col2im).
+The naive loop versions below are the readable definition that the tests compare
+against. On a CuPy input the unfolding runs as CUDA kernels (kernels/im2col.py) and
+the products go to cuBLAS; the code below is otherwise the same on both devices.
 """
 from __future__ import annotations
 
@@ -22,17 +22,26 @@ from .base import Layer
 from .init import he_normal
 
 
-def _is_pointwise(k, stride, padding):
-    # A 1×1, stride-1, unpadded convolution needs no unfolding: cols is x itself.
-    return k == 1 and stride == 1 and padding == 0
+def _buffer(workspace, name, shape, dtype, xp):
+    """A reusable array from `workspace` (a dict, or None for a fresh one each call).
+
+    Reusing the big im2col buffers across steps avoids allocating (and page-faulting)
+    tens of megabytes per layer per step.
+    """
+    if workspace is None:
+        return xp.empty(shape, dtype=dtype)
+    buf = workspace.get(name)
+    if buf is None or buf.shape != shape or buf.dtype != dtype or get_array_module(buf) is not xp:
+        buf = workspace[name] = xp.empty(shape, dtype=dtype)
+    return buf
 
 
-def _unfold(x, k, stride, padding):
+def _unfold(x, k, stride, padding, out):
     if get_array_module(x) is np:
-        return cpu_im2col.im2col(x, k, stride, padding)
+        return cpu_im2col.im2col(x, k, stride, padding, out=out)
     from kernels import im2col as gpu_im2col  # CuPy input: the CUDA twin
 
-    return gpu_im2col.im2col_gpu(x, k, stride, padding)
+    return gpu_im2col.im2col_gpu(x, k, stride, padding, out=out)
 
 
 def _fold(cols, x_shape, k, stride, padding):
@@ -43,39 +52,45 @@ def _fold(cols, x_shape, k, stride, padding):
     return gpu_im2col.col2im_gpu(cols, x_shape, k, stride, padding)
 
 
-def conv2d_forward(x, W, b, stride: int = 1, padding: int = 0):
-    """y = conv(x, W) + b via im2col and one batched product.
+def conv2d_forward(x, W, b, stride: int = 1, padding: int = 0, workspace=None):
+    """y = conv(x, W) + b via im2col and one matrix product.
 
     x: (N, C, H, W); W: (F, C, k, k); b: (F,). Returns (y (N, F, Ho, Wo), cache).
+    `workspace`: an optional dict in which the im2col buffer is kept between calls.
     """
     xp = get_array_module(x)
     N, C, H, Wd = x.shape
     F, _, k, _ = W.shape
     Ho = cpu_im2col.output_size(H, k, stride, padding)
     Wo = cpu_im2col.output_size(Wd, k, stride, padding)
-    if _is_pointwise(k, stride, padding):
-        cols = xp.ascontiguousarray(x).reshape(N, C, H * Wd)
-    else:
-        cols = _unfold(x, k, stride, padding)
-    y = xp.matmul(W.reshape(F, -1), cols)  # (N, F, Ho·Wo): already NCHW
-    y += b.reshape(1, F, 1)
+    dtype = np.result_type(x.dtype, W.dtype)
+    cols = _buffer(workspace, "cols", (C * k * k, N * Ho * Wo), dtype, xp)
+    cols = _unfold(x.astype(dtype, copy=False), k, stride, padding, cols)
+    y2 = W.reshape(F, -1).astype(dtype, copy=False) @ cols  # (F, N·Ho·Wo)
+    # Back to NCHW, adding the bias in the same pass.
+    y = xp.empty((N, F, Ho * Wo), dtype=dtype)
+    xp.add(y2.reshape(F, N, Ho * Wo).transpose(1, 0, 2), b.reshape(1, F, 1), out=y)
     return y.reshape(N, F, Ho, Wo), (cols, x.shape, W, stride, padding)
 
 
-def conv2d_backward(dy, cache):
-    """Gradients of conv2d_forward. dy: (N, F, Ho, Wo). Returns (dx, dW, db)."""
+def conv2d_backward(dy, cache, need_dx: bool = True, workspace=None):
+    """Gradients of conv2d_forward. dy: (N, F, Ho, Wo). Returns (dx, dW, db).
+
+    dx is None when `need_dx` is false (a first layer, whose input is the images).
+    """
     xp = get_array_module(dy)
     cols, x_shape, W, stride, padding = cache
     F, C, k, _ = W.shape
     N = dy.shape[0]
-    dy3 = xp.ascontiguousarray(dy).reshape(N, F, -1)
-    db = dy3.sum(axis=(0, 2))
-    # dW = Σ_n dy[n] @ cols[n]ᵀ: a batched product then a sum over the (small) batch axis.
-    dW = xp.matmul(dy3, cols.transpose(0, 2, 1)).sum(axis=0).reshape(W.shape)
-    dcols = xp.matmul(W.reshape(F, -1).T, dy3)  # (N, C·k·k, Ho·Wo)
-    if _is_pointwise(k, stride, padding):
-        dx = dcols.reshape(x_shape)
-    else:
+    dtype = cols.dtype
+    dy2 = _buffer(workspace, "dy2", (F, cols.shape[1]), dtype, xp)
+    dy2.reshape(F, N, -1)[...] = dy.reshape(N, F, -1).transpose(1, 0, 2)  # (F, N·Ho·Wo)
+    db = dy2.sum(axis=1)
+    dW = (dy2 @ cols.T).reshape(W.shape)
+    dx = None
+    if need_dx:
+        dcols = _buffer(workspace, "dcols", cols.shape, dtype, xp)
+        xp.matmul(W.reshape(F, -1).T.astype(dtype, copy=False), dy2, out=dcols)  # (C·k·k, N·Ho·Wo)
         dx = _fold(dcols, x_shape, k, stride, padding)
     return dx, dW.astype(W.dtype, copy=False), db.astype(W.dtype, copy=False)
 
@@ -139,6 +154,9 @@ class Conv2d(Layer):
         self.params["W"] = he_normal((self.out_channels, self.in_channels, k, k), fan_in, rng, dtype=dtype)
         self.params["b"] = np.zeros(self.out_channels, dtype=dtype)
         self.grads = {"W": None, "b": None}
+        # False for a first layer: the images need no gradient, which saves a product and a fold.
+        self.need_input_grad = True
+        self._workspace = {}
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -161,10 +179,12 @@ class Conv2d(Layer):
             raise ValueError(f"{self.label()}: input of {H}×{W} pixels is smaller than the kernel "
                              f"({self.kernel_size}×{self.kernel_size} with padding {self.padding}); "
                              f"input shape {tuple(x.shape)}")
-        y, self._cache = conv2d_forward(x, self.params["W"], self.params["b"], self.stride, self.padding)
+        y, self._cache = conv2d_forward(x, self.params["W"], self.params["b"], self.stride, self.padding,
+                                        workspace=self._workspace)
         return y
 
     def backward(self, dy):
         cache = self._cached()
-        dx, self.grads["W"], self.grads["b"] = conv2d_backward(dy, cache)
+        dx, self.grads["W"], self.grads["b"] = conv2d_backward(dy, cache, need_dx=self.need_input_grad,
+                                                               workspace=self._workspace)
         return dx

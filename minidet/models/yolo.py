@@ -24,6 +24,8 @@ class YoloModel(Sequential):
     def __init__(self, layers, arch: dict, input_size: int, S: int, B: int, C: int):
         super().__init__(*layers)
         self.arch, self.input_size, self.S, self.B, self.C = arch, input_size, S, B, C
+        # The images need no gradient: the first convolution skips its dx (backward returns None).
+        self.layers[0].need_input_grad = False
 
     def forward(self, images):
         if getattr(images, "ndim", None) != 4 or images.shape[1] != 3 or \
@@ -31,6 +33,11 @@ class YoloModel(Sequential):
             raise ValueError(f"{self.arch['name']}: expected images of shape (N, 3, {self.input_size}, "
                              f"{self.input_size}), got {getattr(images, 'shape', type(images).__name__)}")
         return super().forward(images)
+
+    def backward(self, dpred):
+        """Gradients of every parameter from dpred (N, S, S, 5B + C). Returns None: the
+        images get no gradient (set `model.layers[0].need_input_grad = True` to get one)."""
+        return super().backward(dpred)
 
     def summary(self) -> str:
         from .summary import summary
