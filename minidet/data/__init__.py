@@ -1,0 +1,19 @@
+"""Datasets, augmentation and batches.
+
+voc     — `VOCDataset`: a dataset in PASCAL VOC layout (images (H, W, 3) uint8 RGB,
+          boxes normalized [x1, y1, x2, y2]).
+synth   — the built-in synthetic dataset (20 coloured shapes) written in VOC layout.
+augment — the paper's augmentation and the plain resize to (3, size, size) float32.
+loader  — `BatchLoader`: shuffled, augmented batches made by background threads.
+"""
+from .augment import AugmentConfig, augment, resize
+from .loader import Batch, BatchLoader
+from .synth import SYNTH_CLASSES, builtin_dataset, generate
+from .voc import VOC_CLASSES, Annotation, Sample, VOCDataset, decode_image, read_classes
+
+__all__ = [
+    "VOC_CLASSES", "VOCDataset", "Annotation", "Sample", "read_classes", "decode_image",
+    "SYNTH_CLASSES", "generate", "builtin_dataset",
+    "AugmentConfig", "augment", "resize",
+    "BatchLoader", "Batch",
+]

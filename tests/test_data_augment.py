@@ -1,0 +1,97 @@
+"""Augmentation: boxes follow the pixels; the plain resize; HSV scaling."""
+import colorsys
+
+import numpy as np
+import pytest
+
+from minidet.data import AugmentConfig, augment, resize
+from minidet.data.augment import hsv_scale, transform_boxes
+
+RED = (255, 0, 0)
+
+
+def picture(box_px, size=(120, 80)):
+    """A grey (H, W) = (80, 120) image with a red rectangle covering pixels box_px = (x0, y0, x1, y1), exclusive ends."""
+    w, h = size
+    image = np.full((h, w, 3), 90, np.uint8)
+    x0, y0, x1, y1 = box_px
+    image[y0:y1, x0:x1] = RED
+    return image, np.array([[x0 / w, y0 / h, x1 / w, y1 / h]], np.float32)
+
+
+def red_extent(chw):
+    """The normalized [x1, y1, x2, y2] of the reddish pixels of a (3, S, S) image."""
+    r, g, b = chw
+    mask = (r > 0.5) & (r > 2 * g) & (r > 2 * b)
+    ys, xs = np.nonzero(mask)
+    s = chw.shape[1]
+    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]) / s
+
+
+def test_flip_maps_a_box_exactly():
+    boxes = np.array([[0.1, 0.2, 0.3, 0.6]], np.float32)
+    out, keep = transform_boxes(boxes, -1.0, 1.0, 1.0, 0.0, 100)  # x → 1 − x
+    np.testing.assert_allclose(out, [[0.7, 0.2, 0.9, 0.6]], atol=1e-7)
+    image, boxes = picture((12, 16, 36, 48))
+    no_change = AugmentConfig(scale=0, translate=0, flip=1.0, exposure=1, saturation=1)
+    chw, out, keep = augment(image, boxes, 60, np.random.default_rng(0), no_change)
+    np.testing.assert_allclose(out, [[1 - 0.3, 0.2, 1 - 0.1, 0.6]], atol=1e-6)
+    no_flip = AugmentConfig(scale=0, translate=0, flip=0.0, exposure=1, saturation=1)
+    mirror = augment(image, boxes, 60, np.random.default_rng(0), no_flip)[0][:, :, ::-1]
+    np.testing.assert_allclose(chw, mirror, atol=1.01 / 255)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_boxes_follow_the_pixels(seed):
+    image, boxes = picture((30, 20, 90, 60))
+    gentle = AugmentConfig(exposure=1.2, saturation=1.2)  # keep red recognisably red
+    chw, out, keep = augment(image, boxes, 96, np.random.default_rng(seed), gentle)
+    assert chw.shape == (3, 96, 96) and chw.dtype == np.float32
+    assert 0 <= chw.min() and chw.max() <= 1
+    assert keep.tolist() == [True]  # scale ≤ 20 %, shift ≤ 20 %: this central box stays
+    # Bilinear edges blur by a pixel; the box must bound the red pixels to within that.
+    np.testing.assert_allclose(out[0], red_extent(chw), atol=1.5 / 96)
+
+
+def test_boxes_moved_out_are_dropped():
+    boxes = np.array([[0.0, 0.0, 0.1, 0.1], [0.4, 0.4, 0.6, 0.6], [0.85, 0.4, 1.0, 0.6]], np.float32)
+    out, keep = transform_boxes(boxes, 1.0, 0.2, 1.0, 0.0, 100)  # shift right by 20 %
+    assert keep.tolist() == [True, True, False]
+    np.testing.assert_allclose(out, [[0.2, 0.0, 0.3, 0.1], [0.6, 0.4, 0.8, 0.6]], atol=1e-7)
+    out, keep = transform_boxes(boxes, 1.0, 0.0, 1.0, 0.0, 100)
+    assert keep.all()
+    thin = np.array([[0.5, 0.5, 0.51, 0.9]], np.float32)  # 1 px wide at 100 px
+    assert transform_boxes(thin, 1.0, 0.0, 1.0, 0.0, 100)[1].tolist() == [False]
+    empty, keep = transform_boxes(np.zeros((0, 4), np.float32), 1.0, 0.0, 1.0, 0.0, 100)
+    assert empty.shape == (0, 4) and keep.shape == (0,)
+
+
+def test_augment_is_a_function_of_the_generator_state():
+    image, boxes = picture((30, 20, 90, 60))
+    a = augment(image, boxes, 64, np.random.default_rng(5))
+    b = augment(image, boxes, 64, np.random.default_rng(5))
+    c = augment(image, boxes, 64, np.random.default_rng(6))
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_resize_is_chw_float_in_unit_range():
+    image = np.zeros((30, 50, 3), np.uint8)
+    image[..., 1] = 255
+    out = resize(image, 32)
+    assert out.shape == (3, 32, 32) and out.dtype == np.float32
+    np.testing.assert_allclose(out[1], 1.0) and np.testing.assert_allclose(out[[0, 2]], 0.0)
+    with pytest.raises(ValueError, match="uint8"):
+        resize(image.astype(np.float32), 32)
+
+
+def test_hsv_scale_matches_colorsys():
+    rng = np.random.default_rng(0)
+    chw = rng.random((3, 4, 5)).astype(np.float32)
+    for sat, exp in [(1.5, 1.0), (0.7, 1.4), (1.4, 0.6)]:
+        out = hsv_scale(chw.copy(), sat, exp)
+        for y in range(4):
+            for x in range(5):
+                h, s, v = colorsys.rgb_to_hsv(*chw[:, y, x])
+                expected = colorsys.hsv_to_rgb(h, min(1.0, s * sat), min(1.0, v * exp))
+                np.testing.assert_allclose(out[:, y, x], expected, atol=1e-5)
