@@ -107,5 +107,8 @@ def resolve_device(device: str) -> str:
         return "cuda" if gpu_available() else "cpu"
     check_device(device)
     if device == "cuda" and not gpu_available():
-        raise RuntimeError("device 'cuda' was asked for, but no GPU is available (is CuPy installed?)")
+        from .errors import MinidetError
+
+        raise MinidetError("device 'cuda' was asked for, but no GPU is available "
+                           "(is CuPy installed, and a CUDA device visible?)")
     return device

@@ -150,3 +150,82 @@ def gradcheck(layer, x, seed: int = 0, eps: float = 1e-5, check_input: bool = Tr
         if err > best:
             best, where = err, f"{name}[{', '.join(str(int(i)) for i in idx)}]"
     return GradcheckResult(max_rel_error=max(best, 0.0), where=where, errors=errors)
+
+
+def standard_cases():
+    """(name, layer, input) for every layer type, on shapes that catch the classic bugs:
+    batch > 1, non-square odd sizes, stride 2, paddings 0/1/2, kernels 1/3/5, overlapping
+    pooling windows; inputs away from leaky ReLU's kink and free of pooling ties."""
+    from .layers import Conv2d, Dropout, Flatten, LeakyReLU, Linear, MaxPool2d, Reshape, Sequential
+
+    rng = np.random.default_rng(0)
+
+    def normal(*shape):
+        return rng.standard_normal(shape)
+
+    def no_kinks(*shape):
+        x = rng.standard_normal(shape)
+        return np.where(np.abs(x) < 0.01, 0.05, x)
+
+    def no_ties(*shape):
+        return (rng.permutation(int(np.prod(shape))) * 0.01).reshape(shape) - 0.3
+
+    net = Sequential(Conv2d(3, 4, 3, padding=1, rng=rng), LeakyReLU(), MaxPool2d(2), Flatten(),
+                     Linear(4 * 3 * 4, 5, rng=rng), LeakyReLU(), Dropout(0.5, seed=0), Linear(5, 3, rng=rng))
+    return [
+        ("Conv2d 3×3 s1 p1", Conv2d(3, 4, 3, padding=1, rng=rng), normal(2, 3, 7, 6)),
+        ("Conv2d 3×3 s2 p1", Conv2d(3, 2, 3, stride=2, padding=1, rng=rng), normal(2, 3, 9, 7)),
+        ("Conv2d 5×5 s1 p2", Conv2d(2, 3, 5, padding=2, rng=rng), normal(2, 2, 5, 8)),
+        ("Conv2d 5×5 s2 p0", Conv2d(2, 3, 5, stride=2, rng=rng), normal(2, 2, 8, 9)),
+        ("Conv2d 1×1 s1 p0", Conv2d(4, 3, 1, rng=rng), normal(2, 4, 5, 6)),
+        ("LeakyReLU 0.1", LeakyReLU(0.1), no_kinks(2, 3, 5, 7)),
+        ("MaxPool2d 2×2 s2", MaxPool2d(2), no_ties(2, 3, 6, 7)),
+        ("MaxPool2d 3×3 s2", MaxPool2d(3, 2), no_ties(2, 2, 7, 9)),
+        ("MaxPool2d 3×3 s1", MaxPool2d(3, 1), no_ties(2, 2, 5, 6)),
+        ("Linear", Linear(6, 4, rng=rng), normal(3, 6)),
+        ("Flatten", Flatten(), normal(2, 3, 2, 2)),
+        ("Reshape", Reshape(2, 6), normal(2, 3, 4)),
+        ("Dropout 0.5", Dropout(0.5, seed=1), normal(3, 8)),
+        ("Sequential", net, normal(2, 3, 6, 8)),
+    ]
+
+
+def check_loss(seed: int = 0, S: int = 3, B: int = 2, C: int = 4, eps: float = 1e-5):
+    """Gradient check of YoloLoss over every entry of pred, with the assignment held fixed.
+
+    The responsible predictors and their IoU targets are constants of a step (the loss's
+    docstring says why), so both the analytic and the numeric gradient use the same ones.
+    """
+    from .boxes import encode_targets
+    from .loss import YoloLoss, assign
+
+    rng = np.random.default_rng(seed)
+    pred = rng.uniform(-0.5, 1.0, (2, S, S, 5 * B + C))
+    boxes = np.array([[0.1, 0.2, 0.5, 0.7], [0.55, 0.1, 0.95, 0.4], [0.3, 0.6, 0.6, 0.95]])
+    target = np.stack([encode_targets(boxes, np.array([0, 1, 3]), S, C),
+                       encode_targets(boxes[:2], np.array([2, 2]), S, C)]).astype(np.float64)
+    fixed = assign(pred, target, B)
+    loss = YoloLoss(S=S, B=B, C=C)
+    loss.forward(pred, target, assignment=fixed)
+    analytic = loss.backward()
+    numeric = numerical_gradient(lambda: YoloLoss(S=S, B=B, C=C).forward(pred, target, assignment=fixed),
+                                 pred, eps)
+    err, idx = worst(analytic, numeric)
+    return GradcheckResult(err, f"dpred[{', '.join(str(int(i)) for i in idx)}]", {"dpred": err})
+
+
+def run_all(print_fn=print, tol: float = 1e-7) -> bool:
+    """Check every standard case and the loss; print a table; True when all pass."""
+    print_fn(f"{'check':<20} {'input':<16} {'max rel. error':>15}  {'where':<16} result")
+    ok = True
+    rows = [(name, layer, x) for name, layer, x in standard_cases()] + [("YoloLoss", None, None)]
+    for name, layer, x in rows:
+        result = check_loss() if layer is None else gradcheck(layer, x)
+        shape = "(2, 3, 3, 14)" if layer is None else str(tuple(x.shape))
+        passed = result.passed(tol)
+        ok &= passed
+        print_fn(f"{name:<20} {shape:<16} {result.max_rel_error:>15.2e}  {result.where:<16} "
+                 f"{'ok' if passed else 'FAIL'}")
+    print_fn(f"{'all passed' if ok else 'SOME FAILED'} (float64, centred differences over every entry, "
+             f"tolerance {tol:g})")
+    return ok

@@ -63,8 +63,12 @@ def _head(layers, features, hidden1, hidden2, S, B, C, rng, dropout_seed):
     if hidden1:
         layers.append(Linear(features, hidden1, rng=rng))  # yolo-tiny: no activation here
         features = hidden1
+    out = Linear(hidden2, S * S * (5 * B + C), rng=rng)
+    # The output layer starts near zero: predictions of ~0 put the first loss near the
+    # number of objects instead of hundreds, and the first steps of SGD do not blow up.
+    out.params["W"] *= 0.01
     layers += [Linear(features, hidden2, rng=rng), LeakyReLU(0.1), Dropout(0.5, seed=dropout_seed),
-               Linear(hidden2, S * S * (5 * B + C), rng=rng), Reshape(S, S, 5 * B + C)]
+               out, Reshape(S, S, 5 * B + C)]
 
 
 def reduced_fast_yolo(input_size: int = 112, width: float = 0.25, S: int = 7, B: int = 2, C: int = 20,

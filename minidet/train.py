@@ -1,0 +1,259 @@
+"""Training a YOLO v1 model: the loop, its checkpoints, metrics and pictures.
+
+`train(TrainConfig(...))` runs the recipe of the paper at the configured size: SGD with
+momentum 0.9 and decay 5e-4, linear warm-up then a cosine decay of the learning rate,
+the paper's augmentations, dropout after the first fully connected layer. Each epoch
+ends with VOC mAP@0.5 on the validation split and two checkpoints, written atomically:
+`last.npz` (everything `--resume` needs) and `best.npz` (the best validation mAP).
+A non-finite loss stops the run with TrainingDiverged; `last.npz` is then the last good
+state. The run directory also gets metrics.csv / metrics.json, loss.png, map.png and
+detections.png (validation images with the best model's detections).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, fields
+from functools import partial
+from pathlib import Path
+
+from .backend import resolve_device, to_device
+from .boxes import encode_targets
+from .data import BatchLoader, VOCDataset, builtin_dataset
+from .errors import CheckpointError, MinidetError
+from .inference import evaluate_loader, predict
+from .layers import Dropout
+from .loss import YoloLoss
+from .models import build, load_checkpoint, save
+from .optim import SGD, WarmupCosineLR
+
+
+class TrainingDiverged(MinidetError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a run. Those in RESULT_SETTINGS must match when resuming."""
+
+    data: str | None = None          # VOC-layout root; None: the built-in synthetic dataset
+    model: str = "reduced"           # reduced | fast | yolo
+    input_size: int = 112            # reduced only (fast and yolo take 448)
+    width: float = 0.25              # reduced only
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-2                 # peak learning rate (after warm-up)
+    warmup_epochs: float = 2.0       # linear warm-up from lr/10
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    seed: int = 0
+    augment: bool = True
+    device: str = "auto"             # auto | cpu | cuda
+    workers: int = 2
+    out: str | None = None           # run directory; default runs/<time>
+
+
+# What must be the same for a resumed run to continue the same training.
+RESULT_SETTINGS = ("data", "model", "input_size", "width", "epochs", "batch_size", "lr", "warmup_epochs",
+                   "momentum", "weight_decay", "seed", "augment")
+
+
+def model_for(config: TrainConfig, num_classes: int):
+    if config.model == "reduced":
+        arch = {"name": "reduced_fast_yolo", "kwargs": dict(input_size=config.input_size, width=config.width,
+                                                            S=7, B=2, C=num_classes, seed=config.seed)}
+    elif config.model == "fast":
+        arch = {"name": "fast_yolo", "kwargs": dict(S=7, B=2, C=num_classes, seed=config.seed)}
+    elif config.model == "yolo":
+        arch = {"name": "yolo_v1", "kwargs": dict(S=7, B=2, C=num_classes, seed=config.seed)}
+    else:
+        raise MinidetError(f"--model must be reduced, fast or yolo, got {config.model!r}")
+    try:
+        return build(arch)
+    except ValueError as e:
+        raise MinidetError(str(e)) from None
+
+
+def dataset_root(config: TrainConfig) -> Path:
+    return Path(config.data) if config.data else builtin_dataset()
+
+
+def _dropout_layers(model):
+    return [layer for layer in model.layers if isinstance(layer, Dropout)]
+
+
+class Run:
+    """The files of one run directory."""
+
+    def __init__(self, out):
+        self.dir = Path(out)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.last, self.best = self.dir / "last.npz", self.dir / "best.npz"
+        self.csv, self.json = self.dir / "metrics.csv", self.dir / "metrics.json"
+
+    def write_metrics(self, history, extra=None):
+        keys = list(history[0]) if history else []
+        tmp = self.csv.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(history)
+        tmp.replace(self.csv)
+        tmp = self.json.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps({"history": history, **(extra or {})}, indent=1))
+        tmp.replace(self.json)
+
+
+def _check_resume(config: TrainConfig, saved: dict, path):
+    for key in RESULT_SETTINGS:
+        if saved.get(key) != getattr(config, key):
+            raise CheckpointError(f"--resume {path}: the run was trained with {key}={saved.get(key)!r}, "
+                                  f"this run asks for {key}={getattr(config, key)!r}")
+
+
+def config_from_checkpoint(path) -> dict:
+    """The TrainConfig settings stored in a training checkpoint (for --resume defaults)."""
+    _, meta = load_checkpoint(path)
+    if "config" not in meta:
+        raise CheckpointError(f"{path}: not a training checkpoint (no settings recorded); cannot resume")
+    return meta["config"]
+
+
+def train(config: TrainConfig, resume=None, log=print, progress: bool = True) -> dict:
+    """Run (or resume) a training; returns {"test_mAP", "val_mAP", "run_dir", ...}."""
+    from tqdm import tqdm
+
+    device = resolve_device(config.device)
+    root = dataset_root(config)
+    train_set = VOCDataset(root, "train", cache_images=True)
+    val_set = VOCDataset(root, "val", classes=train_set.classes, cache_images=True)
+    classes = list(train_set.classes)
+    model = model_for(config, len(classes))
+    size = model.input_size
+    steps_per_epoch = len(train_set) // config.batch_size
+    if steps_per_epoch == 0:
+        raise MinidetError(f"{root}: the train split has {len(train_set)} images, fewer than one batch "
+                           f"of {config.batch_size}")
+    total = steps_per_epoch * config.epochs
+    warmup = int(round(config.warmup_epochs * steps_per_epoch))
+    schedule = WarmupCosineLR(config.lr, config.lr / 10, warmup, max(total, warmup + 1), final_lr=config.lr / 100)
+    opt = SGD(model, lr=schedule(0), momentum=config.momentum, weight_decay=config.weight_decay)
+    loss_fn = YoloLoss(S=model.S, B=model.B, C=model.C)
+    start_epoch, step, history, best_map = 0, 0, [], -1.0
+
+    if resume is not None:
+        model, meta = load_checkpoint(resume, expect_arch=model.arch)
+        _check_resume(config, meta.get("config", {}), resume)
+        opt = SGD(model, lr=schedule(0), momentum=config.momentum, weight_decay=config.weight_decay)
+        opt.load_state_dict(meta["optimizer"])
+        start_epoch, step = int(meta["epoch"]), int(meta["step"])
+        history, best_map = list(meta["history"]), float(meta["best_map"])
+        for layer, state in zip(_dropout_layers(model), meta["dropout_rng"]):
+            layer.rng.bit_generator.state = state
+        out = config.out or str(Path(resume).parent)
+    else:
+        out = config.out or f"runs/{time.strftime('%Y%m%d-%H%M%S')}"
+    run = Run(out)
+    model.to(device)
+
+    target_fn = partial(encode_targets, S=model.S, C=model.C)
+    train_loader = BatchLoader(train_set, config.batch_size, size, augment=config.augment, shuffle=True,
+                               drop_last=True, seed=config.seed, target_fn=target_fn, workers=config.workers)
+    train_loader.epoch = start_epoch
+    val_loader = BatchLoader(val_set, config.batch_size, size, workers=config.workers)
+    settings = asdict(config)
+    log(f"training {model.arch['name']} ({model.num_parameters() / 1e6:.2f} M parameters, input {size}) "
+        f"on {root} ({len(train_set)} train / {len(val_set)} val images) on {device}; run directory {run.dir}")
+    t_start = time.perf_counter()
+    try:
+        for epoch in range(start_epoch, config.epochs):
+            model.train()
+            t0 = time.perf_counter()
+            sums = dict(loss=0.0, coord=0.0, obj=0.0, noobj=0.0, cls=0.0)
+            bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
+                       disable=not progress, mininterval=1.0, dynamic_ncols=True)
+            for batch in bar:
+                opt.lr = schedule(step)
+                pred = model.forward(to_device(batch.images, device))
+                value = loss_fn.forward(pred, to_device(batch.targets, device))
+                if not math.isfinite(value):
+                    raise TrainingDiverged(
+                        f"the loss became {value} at epoch {epoch + 1}, step {step} (lr {opt.lr:.3g}); "
+                        f"stopped. The last good checkpoint is {run.last if run.last.exists() else 'none yet'}; "
+                        f"try a lower --lr")
+                model.backward(loss_fn.backward())
+                opt.step()
+                step += 1
+                sums["loss"] += value
+                for k, v in loss_fn.components.items():
+                    sums[k] += v
+                bar.set_postfix(loss=f"{value:.3f}", **{k: f"{v:.3f}" for k, v in loss_fn.components.items()},
+                                refresh=False)
+            bar.close()
+            n = len(train_loader)
+            val, _, _ = evaluate_loader(model, val_loader, device)
+            record = {"epoch": epoch + 1, "step": step, "lr": opt.lr, **{k: v / n for k, v in sums.items()},
+                      "val_mAP": val["mAP"], "seconds": time.perf_counter() - t0}
+            history.append(record)
+            improved = val["mAP"] > best_map
+            best_map = max(best_map, val["mAP"])
+            meta = dict(classes=classes, config=settings, epoch=epoch + 1, step=step, history=history,
+                        best_map=best_map, optimizer=opt.state_dict(),
+                        dropout_rng=[layer.rng.bit_generator.state for layer in _dropout_layers(model)])
+            if improved:
+                save(model, run.best, **meta)
+            save(model, run.last, **meta)
+            run.write_metrics(history)
+            log(f"epoch {epoch + 1}/{config.epochs}: loss {record['loss']:.3f} (coord {record['coord']:.3f}, "
+                f"obj {record['obj']:.3f}, noobj {record['noobj']:.3f}, cls {record['cls']:.3f}), "
+                f"val mAP@0.5 {val['mAP']:.3f}{' (best)' if improved else ''}, {record['seconds']:.0f} s")
+    finally:
+        train_loader.close()
+        val_loader.close()
+    return finish(run, history, classes, root, config, device, time.perf_counter() - t_start, log)
+
+
+def finish(run: Run, history, classes, root, config, device, seconds, log) -> dict:
+    """Test mAP of the best model, plots and a sheet of detections."""
+    from .visualize import detection_sheet, plot_curves
+
+    model, _ = load_checkpoint(run.best)
+    model.to(device)
+    result = {"run_dir": str(run.dir), "train_seconds": seconds,
+              "val_mAP": max(h["val_mAP"] for h in history) if history else None}
+    test_path = Path(root) / "ImageSets" / "Main" / "test.txt"
+    if test_path.is_file():
+        test_set = VOCDataset(root, "test", classes=classes, cache_images=True)
+        with BatchLoader(test_set, config.batch_size, model.input_size, workers=config.workers) as loader:
+            test, _, _ = evaluate_loader(model, loader, device)
+        result["test_mAP"] = test["mAP"]
+        result["test_AP"] = {classes[c]: ap for c, ap in test["AP"].items()}
+    val_set = VOCDataset(root, "val", classes=classes)
+    with BatchLoader(val_set, 16, model.input_size, workers=1) as loader:
+        batch = next(iter(loader))
+    dets = predict(model, batch.images, device)
+    detection_sheet(batch.images, dets, classes).save(run.dir / "detections.png")
+    if history:
+        plot_curves(history, run.dir / "loss.png", run.dir / "map.png")
+    run.write_metrics(history, {k: v for k, v in result.items() if k != "run_dir"})
+    return result
+
+
+def describe_result(result: dict) -> str:
+    lines = []
+    if "test_mAP" in result:
+        lines.append(f"test mAP@0.5 (VOC all-point): {result['test_mAP']:.3f}")
+    if result.get("val_mAP") is not None:
+        lines.append(f"best val mAP@0.5: {result['val_mAP']:.3f}")
+    lines.append(f"run files (checkpoints, metrics, loss.png, map.png, detections.png): {result['run_dir']}")
+    return "\n".join(lines)
+
+
+def config_fields():
+    return [f.name for f in fields(TrainConfig)]
+
+
+__all__ = ["TrainConfig", "TrainingDiverged", "train", "config_from_checkpoint", "describe_result",
+           "RESULT_SETTINGS", "model_for"]
