@@ -58,7 +58,7 @@ def _backward_cpu(dy, argmax, dx):
 
 
 def maxpool2d_forward(x, kernel_size: int, stride: int):
-    """Returns (y (N, C, Ho, Wo), cache); cache holds int32 argmax indices of the same shape."""
+    """Returns (y (N, C, Ho, Wo), cache); cache = (int32 argmax (N, C, Ho, Wo), x.shape, k, stride)."""
     xp = get_array_module(x)
     N, C, H, W = x.shape
     Ho, Wo = (H - kernel_size) // stride + 1, (W - kernel_size) // stride + 1
@@ -71,12 +71,12 @@ def maxpool2d_forward(x, kernel_size: int, stride: int):
         from kernels import maxpool as gpu
 
         y, argmax = gpu.maxpool2d_forward_gpu(x, kernel_size, stride)
-    return y, (argmax, x.shape)
+    return y, (argmax, x.shape, kernel_size, stride)
 
 
 def maxpool2d_backward(dy, cache):
     """dx (N, C, H, W): each dy added at its window's argmax."""
-    argmax, x_shape = cache
+    argmax, x_shape, kernel_size, stride = cache
     xp = get_array_module(dy)
     if xp is np:
         dx = np.empty(x_shape, dtype=dy.dtype)
@@ -84,7 +84,8 @@ def maxpool2d_backward(dy, cache):
         return dx
     from kernels import maxpool as gpu
 
-    return gpu.maxpool2d_backward_gpu(dy, argmax, x_shape)
+    # The window geometry lets the GPU gather: one thread per input pixel, no atomics.
+    return gpu.maxpool2d_backward_gpu(dy, argmax, x_shape, kernel_size=kernel_size, stride=stride)
 
 
 def maxpool2d_forward_naive(x, kernel_size: int, stride: int):

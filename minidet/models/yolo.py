@@ -92,7 +92,9 @@ def reduced_fast_yolo(input_size: int = 112, width: float = 0.25, S: int = 7, B:
         c = _conv_block(layers, c, _scaled(f, width), 3, rng=rng)
         if i < int(p):
             layers.append(MaxPool2d(2, 2))
-    _head(layers, c * S * S, _scaled(256, width), _scaled(4096, width), S, B, C, rng, seed)
+    # The first fully connected layer keeps yolo-tiny's 256 units at every width: it is the
+    # bottleneck through which all S·S·(5B+C) outputs pass, and it costs little.
+    _head(layers, c * S * S, 256, _scaled(4096, width), S, B, C, rng, seed)
     name = "fast_yolo" if (input_size, width) == (448, 1.0) else "reduced_fast_yolo"
     kwargs = dict(S=S, B=B, C=C, seed=seed) if name == "fast_yolo" else \
         dict(input_size=input_size, width=width, S=S, B=B, C=C, seed=seed)

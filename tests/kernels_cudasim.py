@@ -1,0 +1,383 @@
+"""The CUDA kernels (kernels/) against their NumPy references, under Numba's CUDA simulator.
+
+Not collected by a plain `pytest` run (the name does not match test_*.py, and every test
+here skips unless NUMBA_ENABLE_CUDASIM=1). tests/test_kernels.py runs it in a subprocess
+with the simulator switched on, since the variable must be set before numba.cuda is
+first imported; to run it by hand:
+
+    NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/kernels_cudasim.py -q
+
+The checks themselves are the `check_*(xp, ...)` functions, written against an array
+module: here `xp` is NumPy (the simulator runs the kernels on NumPy arrays); on a real GPU,
+tests/test_kernels.py calls the same functions with CuPy (`pytest -m gpu`).
+
+Every kernel output is poisoned before the launch (NaN, or a sentinel for int32
+argmax), so an element no thread wrote fails. float32 kernels are compared with a float64
+reference at rtol 1e-5, float64 kernels at 1e-12; where the kernel does the CPU path's
+arithmetic in the CPU path's order (im2col, col2im, leaky ReLU, max-pool) the float32
+result must also equal minidet's CPU float32 result bit for bit. Shapes are tiny: the
+simulator runs every CUDA thread as a Python thread.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from minidet.backend import simulator_enabled, to_numpy
+from minidet.testing import assert_close
+
+pytestmark = pytest.mark.skipif(not simulator_enabled(),
+                                reason="needs NUMBA_ENABLE_CUDASIM=1 (run by tests/test_kernels.py)")
+
+DTYPES = (np.float32, np.float64)
+ARGMAX_POISON = -7  # no valid flat index is negative
+
+
+def rtol_for(dtype) -> float:
+    return 1e-5 if np.dtype(dtype) == np.float32 else 1e-12
+
+
+def poisoned(xp, shape, dtype):
+    """An output buffer full of NaN (or, for integers, a negative sentinel)."""
+    fill = ARGMAX_POISON if np.dtype(dtype).kind == "i" else np.nan
+    return xp.full(shape, fill, dtype=dtype)
+
+
+# -- NumPy references (float64, loops where the loop is the definition) -------------------
+
+def col2im_reference(cols, x_shape, k, stride, padding):
+    """The adjoint of im2col, entry by entry, in float64."""
+    N, C, H, W = x_shape
+    Ho, Wo = (H + 2 * padding - k) // stride + 1, (W + 2 * padding - k) // stride + 1
+    # cols (C·k·k, N·Ho·Wo): row (c·k + ki)·k + kj, column (n·Ho + oi)·Wo + oj.
+    cols = np.asarray(cols, dtype=np.float64).reshape(C, k, k, N, Ho, Wo)
+    dxp = np.zeros((N, C, H + 2 * padding, W + 2 * padding))
+    for ki in range(k):
+        for kj in range(k):
+            for oi in range(Ho):
+                for oj in range(Wo):
+                    dxp[:, :, oi * stride + ki, oj * stride + kj] += cols[:, ki, kj, :, oi, oj].T
+    return dxp[:, :, padding:padding + H, padding:padding + W]
+
+
+def maxpool_backward_reference(dy, argmax, x_shape):
+    """dx in float64: every dy added at its window's argmax."""
+    N, C, H, W = x_shape
+    dx = np.zeros((N, C, H * W))
+    dy = np.asarray(dy, dtype=np.float64).reshape(N, C, -1)
+    argmax = np.asarray(argmax).reshape(N, C, -1)
+    for n in range(N):
+        for c in range(C):
+            np.add.at(dx[n, c], argmax[n, c], dy[n, c])
+    return dx.reshape(x_shape)
+
+
+def _iou(a, b):
+    iw = max(min(a[2], b[2]) - max(a[0], b[0]), 0.0)
+    ih = max(min(a[3], b[3]) - max(a[1], b[1]), 0.0)
+    inter = iw * ih
+    union = max(a[2] - a[0], 0.0) * max(a[3] - a[1], 0.0) + max(b[2] - b[0], 0.0) * max(b[3] - b[1], 0.0) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _corners(cx, cy, w, h):
+    return (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+
+
+def yolo_loss_reference(pred, target, S, B, C, lambda_coord=5.0, lambda_noobj=0.5):
+    """The contract's YOLO v1 loss, cell by cell in float64: the oracle of kernels/yolo_loss.py.
+
+    Returns (loss, components, dpred (N, S, S, 5B + C), parts (N·S·S, 4), responsible (N, S, S)),
+    parts holding each cell's (coord, obj, noobj, cls), divided by N; responsible −1 in empty cells.
+    """
+    pred = np.asarray(pred, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)
+    N = pred.shape[0]
+    dpred = np.zeros_like(pred)
+    parts = np.zeros((N * S * S, 4))
+    responsible = np.full((N, S, S), -1)
+    for n in range(N):
+        for i in range(S):
+            for j in range(S):
+                p, t, cell = pred[n, i, j], target[n, i, j], (n * S + i) * S + j
+                resp, iou_r = -1, 0.0
+                if t[4] > 0.5:
+                    tx, ty, tw, th = t[:4]
+                    root = (tx, ty, math.sqrt(max(tw, 0.0)), math.sqrt(max(th, 0.0)))
+                    truth = _corners((j + tx) / S, (i + ty) / S, tw, th)
+                    ious, errs = [], []
+                    for b in range(B):
+                        x, y, sw, sh = p[5 * b:5 * b + 4]
+                        ious.append(_iou(_corners((j + x) / S, (i + y) / S, sw * sw, sh * sh), truth))
+                        errs.append(sum((p[5 * b + q] - root[q]) ** 2 for q in range(4)))
+                    resp = int(np.argmax(ious)) if max(ious) > 0 else int(np.argmin(errs))
+                    iou_r = ious[resp]
+                    d = p[5 * B:] - t[5:]
+                    parts[cell, 3] = np.sum(d * d) / N
+                    dpred[n, i, j, 5 * B:] = 2 * d / N
+                    for q in range(4):
+                        dq = p[5 * resp + q] - root[q]
+                        parts[cell, 0] += lambda_coord * dq * dq / N
+                        dpred[n, i, j, 5 * resp + q] = 2 * lambda_coord * dq / N
+                    dc = p[5 * resp + 4] - iou_r
+                    parts[cell, 1] = dc * dc / N
+                    dpred[n, i, j, 5 * resp + 4] = 2 * dc / N
+                responsible[n, i, j] = resp
+                for b in range(B):
+                    if b != resp:
+                        conf = p[5 * b + 4]
+                        parts[cell, 2] += lambda_noobj * conf * conf / N
+                        dpred[n, i, j, 5 * b + 4] = 2 * lambda_noobj * conf / N
+    sums = parts.sum(axis=0)
+    components = dict(zip(("coord", "obj", "noobj", "cls"), (float(v) for v in sums)))
+    return float(sums.sum()), components, dpred, parts, responsible
+
+
+# -- cases ---------------------------------------------------------------------------------
+
+# (k, stride, padding): 1×1, stride 2, padding on both strides, a kernel larger than the stride.
+IM2COL_CASES = [(1, 1, 0), (1, 2, 0), (2, 2, 0), (2, 1, 1), (3, 1, 1), (3, 2, 1), (3, 2, 0)]
+# (k, stride): overlapping windows (k3 s2, k3 s1, k2 s1), the usual k2 s2, and leftovers on 5×5 / 6×7.
+MAXPOOL_CASES = [(3, 2), (3, 1), (2, 2), (2, 1)]
+YOLO_CASES = ["engineered", "random_b3"]
+
+
+def im2col_input(dtype, seed=0, shape=(2, 2, 5, 4)):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def maxpool_input(dtype, seed=0, shape=(2, 2, 6, 7)):
+    """Values from a few integers, so windows hold ties; one plane constant (all ties)."""
+    x = np.random.default_rng(seed).integers(-2, 3, size=shape).astype(dtype)
+    x[1, 0] = 1.0
+    return x
+
+
+def yolo_case(name, dtype):
+    """(pred, target, S, B, C): border cells, an all-IoU-zero cell, negative sqrt outputs, a tie.
+
+    Returns also `expect`: {(n, i, j): responsible index} for the engineered cells, so the
+    test checks that the oracle itself picks what the contract says.
+    """
+    rng = np.random.default_rng(3)
+    if name == "random_b3":
+        S, B, C, N = 2, 3, 2, 2
+        pred = rng.uniform(-0.5, 1.2, size=(N, S, S, 5 * B + C))
+        target = np.zeros((N, S, S, 5 + C))
+        target[..., :4] = rng.uniform(0.05, 0.95, size=(N, S, S, 4))
+        target[..., 4] = rng.integers(0, 2, size=(N, S, S))
+        target[..., 5:] = np.eye(C)[rng.integers(0, C, size=(N, S, S))]
+        return pred.astype(dtype), target.astype(dtype), S, B, C, {}
+    S, B, C, N = 3, 2, 3, 2
+    pred = rng.uniform(-0.3, 1.1, size=(N, S, S, 5 * B + C))
+    pred[..., 2:4] = rng.uniform(-0.8, 0.8, size=(N, S, S, 2))      # negative sqrt_w, sqrt_h
+    pred[..., 7:9] = rng.uniform(-0.8, 0.8, size=(N, S, S, 2))
+    target = np.full((N, S, S, 5 + C), np.nan)                         # empty cells: never read
+    target[..., 4] = 0.0
+    expect = {}
+
+    def put(n, i, j, box, cls):
+        target[n, i, j, :5] = (*box, 1.0)
+        target[n, i, j, 5:] = np.eye(C)[cls]
+
+    put(0, 0, 2, (0.95, 0.05, 0.6, 0.5), 0)     # top-right border cell, box past the image edge
+    put(0, 2, 0, (0.02, 0.97, 0.3, 0.9), 1)     # bottom-left border cell
+    put(1, 1, 1, (0.5, 0.5, 0.2, 0.3), 2)
+    put(1, 0, 0, (0.1, 0.1, 0.0004, 0.0004), 1)  # tiny truth: both predictors miss it (IoU 0)
+    pred[1, 0, 0, 0:4] = (0.9, 0.9, 0.05, 0.05)       # far: larger squared error
+    pred[1, 0, 0, 5:9] = (0.7, 0.6, -0.04, -0.03)     # far too, nearer: the fallback picks 1
+    expect[(1, 0, 0)] = 1
+    put(1, 2, 2, (0.4, 0.6, 0.25, 0.16), 0)      # two identical predictors: the tie goes to 0
+    pred[1, 2, 2, 5:10] = pred[1, 2, 2, 0:5]
+    expect[(1, 2, 2)] = 0
+    return pred.astype(dtype), target.astype(dtype), S, B, C, expect
+
+
+# -- checks (xp: numpy under the simulator, cupy on a GPU) --------------------------------
+
+def check_im2col(xp, dtype, k, stride, padding):
+    from kernels.im2col import col2im_gpu, im2col_gpu
+    from minidet.layers import im2col as cpu
+
+    x = im2col_input(dtype)
+    N, C, H, W = x.shape
+    Ho, Wo = cpu.output_size(H, k, stride, padding), cpu.output_size(W, k, stride, padding)
+    out = poisoned(xp, (C * k * k, N * Ho * Wo), dtype)
+    cols = im2col_gpu(xp.asarray(x), k, stride, padding, out=out)
+    assert cols is out
+    expected = cpu.im2col_reference(x.astype(np.float64), k, stride, padding)
+    assert_close(cols, expected, rtol=rtol_for(dtype), name=f"im2col k{k} s{stride} p{padding}")
+    np.testing.assert_array_equal(to_numpy(cols), cpu.im2col(x, k, stride, padding))
+
+    dcols = np.random.default_rng(1).standard_normal((C * k * k, N * Ho * Wo)).astype(dtype)
+    out = poisoned(xp, x.shape, dtype)
+    dx = col2im_gpu(xp.asarray(dcols), x.shape, k, stride, padding, out=out)
+    assert dx is out
+    # Sums of up to k² terms: atol covers cancellation to near zero.
+    assert_close(dx, col2im_reference(dcols, x.shape, k, stride, padding), rtol=rtol_for(dtype),
+                 atol=rtol_for(dtype), name=f"col2im k{k} s{stride} p{padding}")
+    np.testing.assert_array_equal(to_numpy(dx), cpu.col2im(dcols, x.shape, k, stride, padding))
+
+
+def check_im2col_allocates(xp):
+    """Without `out`, the output is allocated with the input's array module."""
+    from kernels.im2col import col2im_gpu, im2col_gpu
+    from minidet.layers import im2col as cpu
+
+    x = im2col_input(np.float32, shape=(1, 1, 4, 4))
+    cols = im2col_gpu(xp.asarray(x), 3, 1, 1)
+    assert isinstance(cols, xp.ndarray) and cols.dtype == np.float32
+    assert_close(cols, cpu.im2col_reference(x, 3, 1, 1))
+    dx = col2im_gpu(cols, x.shape, 3, 1, 1)
+    assert isinstance(dx, xp.ndarray)
+    assert_close(dx, col2im_reference(to_numpy(cols), x.shape, 3, 1, 1), rtol=1e-5, atol=1e-6)
+
+
+def check_leaky_relu(xp, dtype, slope):
+    from kernels.leaky_relu import leaky_relu_backward_gpu, leaky_relu_forward_gpu
+    from minidet.layers.leaky_relu import leaky_relu_backward, leaky_relu_forward, leaky_relu_reference
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 3, 5, 7)).astype(dtype)   # 210 elements: several grid strides
+    x.flat[::11] = 0.0                                    # exact zeros take the negative branch
+    out = poisoned(xp, x.shape, dtype)
+    y = leaky_relu_forward_gpu(xp.asarray(x), slope, out=out)
+    assert y is out and y.dtype == dtype
+    assert_close(y, leaky_relu_reference(x.astype(np.float64), slope), rtol=rtol_for(dtype), name="leaky forward")
+    y_cpu, cache = leaky_relu_forward(x, slope)
+    np.testing.assert_array_equal(to_numpy(y), y_cpu)
+
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    out = poisoned(xp, x.shape, dtype)
+    dx = leaky_relu_backward_gpu(y, xp.asarray(dy), slope, out=out)
+    assert dx is out
+    expected = np.where(x.astype(np.float64) > 0, dy, slope * dy.astype(np.float64))
+    assert_close(dx, expected, rtol=rtol_for(dtype), name="leaky backward")
+    np.testing.assert_array_equal(to_numpy(dx), leaky_relu_backward(dy, cache))
+
+
+def check_maxpool(xp, dtype, k, stride):
+    from kernels.maxpool import maxpool2d_backward_gpu, maxpool2d_forward_gpu
+    from minidet.layers.maxpool import maxpool2d_backward, maxpool2d_forward, maxpool2d_forward_naive
+
+    x = maxpool_input(dtype)
+    N, C, H, W = x.shape
+    Ho, Wo = (H - k) // stride + 1, (W - k) // stride + 1
+    y_out, a_out = poisoned(xp, (N, C, Ho, Wo), dtype), poisoned(xp, (N, C, Ho, Wo), np.int32)
+    y, argmax = maxpool2d_forward_gpu(xp.asarray(x), k, stride, out=y_out, argmax_out=a_out)
+    assert y is y_out and argmax is a_out and argmax.dtype == np.int32
+    y_ref, a_ref = maxpool2d_forward_naive(x.astype(np.float64), k, stride)
+    assert_close(y, y_ref, rtol=rtol_for(dtype), name=f"maxpool forward k{k} s{stride}")
+    np.testing.assert_array_equal(to_numpy(argmax), a_ref, err_msg=f"argmax k{k} s{stride} (ties: first wins)")
+
+    dy = np.random.default_rng(4).standard_normal((N, C, Ho, Wo)).astype(dtype)
+    expected = maxpool_backward_reference(dy, a_ref, x.shape)
+    _, cache = maxpool2d_forward(x, k, stride)
+    dx_cpu = maxpool2d_backward(dy, cache)
+    for geometry in ({"kernel_size": k, "stride": stride}, {}):  # the gather, and the fallback
+        out = poisoned(xp, x.shape, dtype)
+        dx = maxpool2d_backward_gpu(xp.asarray(dy), argmax, x.shape, out=out, **geometry)
+        assert dx is out
+        what = "gather" if geometry else "plane fallback"
+        assert_close(dx, expected, rtol=rtol_for(dtype), atol=rtol_for(dtype),
+                     name=f"maxpool backward ({what}) k{k} s{stride}")
+        np.testing.assert_array_equal(to_numpy(dx), dx_cpu, err_msg=f"maxpool backward ({what}) vs CPU")
+
+
+def check_sgd(xp, dtype, weight_decay):
+    from kernels.sgd import sgd_update_gpu
+
+    rng = np.random.default_rng(5)
+    w, g, v = (rng.standard_normal((7, 11)).astype(dtype) for _ in range(3))
+    lr, mu = 0.01, 0.9
+    v_ref = mu * v.astype(np.float64) + g + weight_decay * w.astype(np.float64)
+    w_ref = w - lr * v_ref
+    wd, vd = xp.asarray(w), xp.asarray(v)
+    assert sgd_update_gpu(wd, xp.asarray(g), vd, lr, mu, weight_decay) is None
+    assert_close(vd, v_ref, rtol=rtol_for(dtype), atol=rtol_for(dtype), name="sgd velocity")
+    assert_close(wd, w_ref, rtol=rtol_for(dtype), atol=rtol_for(dtype), name="sgd weight")
+
+
+def check_yolo_loss(xp, dtype, case, lambda_coord=5.0, lambda_noobj=0.5):
+    from kernels.yolo_loss import yolo_loss_gpu, yolo_loss_parts_gpu
+
+    pred, target, S, B, C, expect = yolo_case(case, dtype)
+    loss, comps, dpred_ref, parts_ref, resp = yolo_loss_reference(pred, target, S, B, C, lambda_coord, lambda_noobj)
+    for cell, b in expect.items():
+        assert resp[cell] == b, f"oracle picked predictor {resp[cell]} in cell {cell}, the contract says {b}"
+    N = pred.shape[0]
+    tol = dict(rtol=rtol_for(dtype), atol=rtol_for(dtype))
+    dpred_out, parts_out = poisoned(xp, pred.shape, dtype), poisoned(xp, (N * S * S, 4), dtype)
+    dpred, parts = yolo_loss_parts_gpu(xp.asarray(pred), xp.asarray(target), S, B, C, lambda_coord,
+                                       lambda_noobj, dpred=dpred_out, parts=parts_out)
+    assert dpred is dpred_out and parts is parts_out
+    assert_close(dpred, dpred_ref, name=f"yolo dpred ({case})", **tol)
+    assert_close(parts, parts_ref, name=f"yolo per-cell parts ({case})", **tol)
+
+    loss_k, comps_k, dpred_k = yolo_loss_gpu(xp.asarray(pred), xp.asarray(target), S, B, C, lambda_coord, lambda_noobj)
+    assert isinstance(loss_k, float) and set(comps_k) == {"coord", "obj", "noobj", "cls"}
+    assert_close(loss_k, loss, name="yolo loss", **tol)
+    for name in comps:
+        assert_close(comps_k[name], comps[name], name=f"yolo {name}", **tol)
+    assert_close(dpred_k, dpred_ref, name="yolo dpred (allocated)", **tol)
+
+    try:
+        from minidet.loss import YoloLoss
+    except ImportError:
+        return
+    ref = YoloLoss(S, B, C, lambda_coord, lambda_noobj)
+    value = ref.forward(pred.astype(np.float64), target.astype(np.float64))
+    assert_close(loss_k, value, name="yolo loss vs minidet.loss.YoloLoss", **tol)
+    assert_close(dpred_k, ref.backward(), name="yolo dpred vs minidet.loss.YoloLoss", **tol)
+
+
+# -- the simulator tests -------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("k,stride,padding", IM2COL_CASES)
+def test_im2col_col2im(dtype, k, stride, padding):
+    check_im2col(np, dtype, k, stride, padding)
+
+
+def test_im2col_allocates_like_input():
+    check_im2col_allocates(np)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("slope", [0.1, 0.0])
+def test_leaky_relu(dtype, slope):
+    check_leaky_relu(np, dtype, slope)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("k,stride", MAXPOOL_CASES)
+def test_maxpool(dtype, k, stride):
+    check_maxpool(np, dtype, k, stride)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("weight_decay", [5e-4, 0.0])
+def test_sgd(dtype, weight_decay):
+    check_sgd(np, dtype, weight_decay)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("case", YOLO_CASES)
+def test_yolo_loss(dtype, case):
+    check_yolo_loss(np, dtype, case)
+
+
+def test_defaults_as_the_layers_call_them():
+    """The calls minidet.layers makes on a GPU array: no `out`, no window geometry."""
+    from kernels import leaky_relu, maxpool
+    from minidet.layers.leaky_relu import leaky_relu_reference
+
+    x = maxpool_input(np.float32, shape=(2, 2, 5, 5))
+    y = leaky_relu.leaky_relu_forward_gpu(x, 0.1)
+    assert y.dtype == np.float32
+    assert_close(y, leaky_relu_reference(x.astype(np.float64), 0.1))
+    y, argmax = maxpool.maxpool2d_forward_gpu(x, 2, 2)
+    dx = maxpool.maxpool2d_backward_gpu(np.ones_like(y), argmax, x.shape)
+    assert_close(dx, maxpool_backward_reference(np.ones_like(y), argmax, x.shape))
