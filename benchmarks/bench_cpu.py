@@ -3,6 +3,7 @@
     python benchmarks/bench_cpu.py                  # conv stack + training step, both configs
     python benchmarks/bench_cpu.py --what stack     # forward+backward of Fast YOLO's conv/leaky/pool stack
     python benchmarks/bench_cpu.py --what step      # a whole training step (forward, loss, backward, SGD)
+    python benchmarks/bench_cpu.py --what loader    # loader images/s against training-step images/s
     python benchmarks/bench_cpu.py --configs 112:0.25:32
 
 Configs are input:width:batch of `reduced_fast_yolo`. PyTorch (optional, never a
@@ -172,9 +173,28 @@ def run_config(input_size, width, batch, what, blocks, repeats, torch):
     return a, b
 
 
+def loader_rate(input_size, batch, batches=20, workers=2):
+    """Images per second the augmenting loader delivers on its own (the model not running)."""
+    from functools import partial
+
+    from minidet.boxes import encode_targets
+    from minidet.data import BatchLoader, VOCDataset, builtin_dataset
+
+    dataset = VOCDataset(builtin_dataset(), "train", cache_images=True)
+    with BatchLoader(dataset, batch, input_size, augment=True, shuffle=True, drop_last=True,
+                     target_fn=partial(encode_targets, S=7, C=len(dataset.classes)), workers=workers) as loader:
+        it = iter(loader)
+        for _ in range(3):  # warm-up: decode (and cache) the first images
+            next(it)
+        t0 = time.perf_counter()
+        for _ in range(batches):
+            next(it)
+        return batches * batch / (time.perf_counter() - t0)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--what", choices=["stack", "step", "all"], default="all")
+    parser.add_argument("--what", choices=["stack", "step", "loader", "all"], default="all")
     parser.add_argument("--configs", nargs="+", default=["112:0.25:32", "224:0.5:16"])
     parser.add_argument("--blocks", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
@@ -192,9 +212,18 @@ def main(argv=None):
           f"torch {torch.__version__ if torch else '-'}; "
           f"MALLOC_ARENA_MAX={os.environ.get('MALLOC_ARENA_MAX', '-')}, "
           f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT')}")
-    whats = ["stack", "step"] if args.what == "all" else [args.what]
+    whats = ["stack", "step", "loader"] if args.what == "all" else [args.what]
     print(f"{'what':<6} {'input:width:batch':<18} {'minidet ms':>11} {'torch ms':>9} {'ratio':>6}")
     for what in whats:
+        if what == "loader":
+            for cfg in args.configs:
+                size, width, batch = cfg.split(":")
+                step_ms, _ = run_config(int(size), float(width), int(batch), "step", 2, args.repeats, None)
+                rate = loader_rate(int(size), int(batch))
+                print(f"loader {cfg:<18} loader {rate:.0f} images/s alone; the training step consumes "
+                      f"{int(batch) / step_ms * 1e3:.0f} images/s (loader/step = {rate * step_ms / 1e3 / int(batch):.1f}×)",
+                      flush=True)
+            continue
         for cfg in args.configs:
             size, width, batch = cfg.split(":")
             a, b = run_config(int(size), float(width), int(batch), what, args.blocks, args.repeats, torch)

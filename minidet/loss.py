@@ -32,10 +32,14 @@ There is no ½ in front: darknet's gradient is that of half this loss. The value
 `forward` is exactly the function whose gradient `backward` returns (with the assignment
 and the IoU targets held fixed, as they are constants of the step).
 
-Everything is vectorised with `xp = get_array_module(pred)` so the same code runs on CuPy,
-and the arithmetic keeps pred's dtype (float32 in, float32 gradient out).
+Everything is vectorised with `xp = get_array_module(pred)` and keeps pred's dtype (float32
+in, float32 gradient out). On a CuPy pred, `forward` runs the fused kernel of
+kernels/yolo_loss.py instead (one thread per cell, the same rules), unless an assignment
+is given; this vectorised code is its reference.
 """
 from __future__ import annotations
+
+import numpy as np
 
 from .backend import get_array_module
 from .boxes import elementwise_iou
@@ -134,6 +138,8 @@ class YoloLoss:
         self._check(pred, target)
         if pred.dtype.kind != "f":
             pred = pred.astype(xp.float64)
+        if xp is not np and assignment is None:
+            return self._forward_gpu(pred, target)
         obj, t = _target_parts(pred, target)
         responsible, iou = assign(pred, target, self.B) if assignment is None else assignment
         responsible, iou = xp.asarray(responsible), xp.asarray(iou).astype(pred.dtype, copy=False)
@@ -157,10 +163,24 @@ class YoloLoss:
         self._cache = (pred.shape, pred.dtype, r, o, d_coord, d_obj, conf, d_cls)
         return float(coord + obj_term + noobj + cls_term)
 
+    def _forward_gpu(self, pred, target):
+        # One fused kernel (kernels/yolo_loss.py): loss parts and dpred in a single pass,
+        # one device-to-host copy of the four sums.
+        from kernels.yolo_loss import yolo_loss_gpu
+
+        target = target.astype(pred.dtype, copy=False)
+        loss, self.components, dpred = yolo_loss_gpu(pred, target, self.S, self.B, self.C,
+                                                     self.lambda_coord, self.lambda_noobj)
+        self.responsible = self.iou = None
+        self._cache = ("gpu", dpred)
+        return loss
+
     def backward(self):
         """dL/dpred, shape and dtype of the pred given to `forward`."""
         if self._cache is None:
             raise RuntimeError("YoloLoss.backward called before YoloLoss.forward")
+        if self._cache[0] == "gpu":
+            return self._cache[1]
         shape, dtype, r, o, d_coord, d_obj, conf, d_cls = self._cache
         xp = get_array_module(d_coord)
         n, s = shape[0], shape[1]
