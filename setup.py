@@ -24,7 +24,7 @@ setup(
         "matplotlib>=3.7",
     ],
     extras_require={
-        "gpu": ["cupy-cuda12x>=13"],
+        "gpu": ["cupy-cuda12x>=13", "numba-cuda[cu12]>=0.4"],
         "notebooks": ["jupyter", "ipykernel"],
         "test": ["pytest>=7", "nbclient>=0.7", "nbformat>=5", "ipykernel>=6"],
     },

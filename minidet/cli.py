@@ -158,7 +158,14 @@ def build_parser():
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "detect": cmd_detect, "gradcheck": cmd_gradcheck}
 
 
+def _one_line_warning(message, category, filename, lineno, line=None):
+    return f"minidet: warning: {' '.join(str(message).split())}\n"
+
+
 def main(argv=None):
+    import warnings
+
+    warnings.formatwarning = _one_line_warning  # a user-facing note, not a source location
     args = build_parser().parse_args(argv)
     command = cmd_synth if args.command == "data" else COMMANDS[args.command]
     try:

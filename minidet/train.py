@@ -19,7 +19,9 @@ from dataclasses import asdict, dataclass, fields
 from functools import partial
 from pathlib import Path
 
-from .backend import resolve_device, to_device
+import numpy as np
+
+from .backend import get_array_module, resolve_device, to_device
 from .boxes import encode_targets
 from .data import BatchLoader, VOCDataset, builtin_dataset
 from .errors import CheckpointError, MinidetError
@@ -82,6 +84,10 @@ def dataset_root(config: TrainConfig) -> Path:
 
 def _dropout_layers(model):
     return [layer for layer in model.layers if isinstance(layer, Dropout)]
+
+
+def _finite(model) -> bool:
+    return all(bool(get_array_module(p[k]).isfinite(p[k]).all()) for _, p, _, k in model.named_parameters())
 
 
 class Run:
@@ -160,13 +166,16 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True) ->
 
     target_fn = partial(encode_targets, S=model.S, C=model.C)
     train_loader = BatchLoader(train_set, config.batch_size, size, augment=config.augment, shuffle=True,
-                               drop_last=True, seed=config.seed, target_fn=target_fn, workers=config.workers)
+                               drop_last=True, seed=config.seed, target_fn=target_fn, workers=config.workers,
+                               device=device)
     train_loader.epoch = start_epoch
     val_loader = BatchLoader(val_set, config.batch_size, size, workers=config.workers)
     settings = asdict(config)
     log(f"training {model.arch['name']} ({model.num_parameters() / 1e6:.2f} M parameters, input {size}) "
         f"on {root} ({len(train_set)} train / {len(val_set)} val images) on {device}; run directory {run.dir}")
     t_start = time.perf_counter()
+    # A diverging run overflows: the loss check below reports it in one line, not NumPy's warnings.
+    errstate = np.seterr(over="ignore", invalid="ignore")
     try:
         for epoch in range(start_epoch, config.epochs):
             model.train()
@@ -192,6 +201,11 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True) ->
                 bar.set_postfix(loss=f"{value:.3f}", **{k: f"{v:.3f}" for k, v in loss_fn.components.items()},
                                 refresh=False)
             bar.close()
+            if not _finite(model):  # the last step of the epoch blew up: keep last.npz as it is
+                raise TrainingDiverged(
+                    f"the weights became non-finite at epoch {epoch + 1}, step {step} (lr {opt.lr:.3g}); "
+                    f"stopped. The last good checkpoint is {run.last if run.last.exists() else 'none yet'}; "
+                    f"try a lower --lr")
             n = len(train_loader)
             val, _, _ = evaluate_loader(model, val_loader, device)
             record = {"epoch": epoch + 1, "step": step, "lr": opt.lr, **{k: v / n for k, v in sums.items()},
@@ -210,6 +224,7 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True) ->
                 f"obj {record['obj']:.3f}, noobj {record['noobj']:.3f}, cls {record['cls']:.3f}), "
                 f"val mAP@0.5 {val['mAP']:.3f}{' (best)' if improved else ''}, {record['seconds']:.0f} s")
     finally:
+        np.seterr(**errstate)
         train_loader.close()
         val_loader.close()
     return finish(run, history, classes, root, config, device, time.perf_counter() - t_start, log)

@@ -58,6 +58,8 @@ class BatchLoader:
     the non-difficult objects only, unless `train_on_difficult` (darknet's VOC labels
     leave difficult objects out of training). The batch's boxes/labels/difficult lists
     hold every object, for evaluation.
+    device: "cuda" uploads `images` and `targets` to the GPU in the worker thread, on a
+    stream of its own, so the copy overlaps the training step (boxes stay on the host).
     epoch: the epoch the next iteration runs (0 at first, +1 per iteration started);
     set it to resume. `len(loader)` is the number of batches of an epoch.
     Close the loader (`close()`, or use it as a context manager) to stop its threads;
@@ -67,7 +69,7 @@ class BatchLoader:
 
     def __init__(self, dataset, batch_size: int = 32, input_size: int = 112, augment=False,
                  shuffle: bool = False, drop_last: bool = False, seed: int = 0, target_fn=None,
-                 train_on_difficult: bool = False, workers: int = 2, prefetch: int = 2):
+                 train_on_difficult: bool = False, workers: int = 2, prefetch: int = 2, device: str = "cpu"):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if workers < 1 or prefetch < 1:
@@ -83,6 +85,7 @@ class BatchLoader:
         self.train_on_difficult = train_on_difficult
         self.workers = workers
         self.prefetch = prefetch
+        self.device = device
         self.epoch = 0
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -143,6 +146,8 @@ class BatchLoader:
                 use = np.ones(len(lab), bool) if self.train_on_difficult else ~dif
                 targets.append(self.target_fn(b[use], lab[use]))
         stacked = np.stack(targets).astype(np.float32, copy=False) if targets else None
+        if self.device == "cuda":
+            images, stacked = _upload(images, stacked)
         return Batch(images, boxes, labels, difficult, stacked, np.asarray(indices))
 
     def _executor(self) -> ThreadPoolExecutor:
@@ -171,3 +176,15 @@ class BatchLoader:
             self.close(wait=False)
         except Exception:
             pass
+
+
+def _upload(images, targets):
+    """Copy a batch to the GPU on a non-blocking stream of this thread, and wait for it."""
+    import cupy
+
+    stream = cupy.cuda.Stream(non_blocking=True)
+    with stream:
+        images = cupy.asarray(images)
+        targets = cupy.asarray(targets) if targets is not None else None
+    stream.synchronize()
+    return images, targets
