@@ -82,6 +82,14 @@ def dataset_root(config: TrainConfig) -> Path:
     return Path(config.data) if config.data else builtin_dataset()
 
 
+def schedule_for(config: TrainConfig, steps_per_epoch: int) -> WarmupCosineLR:
+    """The learning rate per step: linear warm-up from lr/10 over `warmup_epochs`, then a
+    cosine decay to lr/100 at the last step."""
+    total = steps_per_epoch * config.epochs
+    warmup = int(round(config.warmup_epochs * steps_per_epoch))
+    return WarmupCosineLR(config.lr, config.lr / 10, warmup, max(total, warmup + 1), final_lr=config.lr / 100)
+
+
 def _dropout_layers(model):
     return [layer for layer in model.layers if isinstance(layer, Dropout)]
 
@@ -142,9 +150,7 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True) ->
     if steps_per_epoch == 0:
         raise MinidetError(f"{root}: the train split has {len(train_set)} images, fewer than one batch "
                            f"of {config.batch_size}")
-    total = steps_per_epoch * config.epochs
-    warmup = int(round(config.warmup_epochs * steps_per_epoch))
-    schedule = WarmupCosineLR(config.lr, config.lr / 10, warmup, max(total, warmup + 1), final_lr=config.lr / 100)
+    schedule = schedule_for(config, steps_per_epoch)
     opt = SGD(model, lr=schedule(0), momentum=config.momentum, weight_decay=config.weight_decay)
     loss_fn = YoloLoss(S=model.S, B=model.B, C=model.C)
     start_epoch, step, history, best_map = 0, 0, [], -1.0
@@ -271,4 +277,4 @@ def config_fields():
 
 
 __all__ = ["TrainConfig", "TrainingDiverged", "train", "config_from_checkpoint", "describe_result",
-           "RESULT_SETTINGS", "model_for"]
+           "RESULT_SETTINGS", "model_for", "schedule_for"]
