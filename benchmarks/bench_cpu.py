@@ -106,7 +106,7 @@ def random_targets(N, S=7, C=20, seed=0):
     t[..., 0:2] = rng.random((N, S, S, 2))
     t[..., 2:4] = rng.uniform(0.05, 0.8, (N, S, S, 2))
     t[..., 4] = obj
-    t[..., 5 + rng.integers(0, C, (N, S, S))[..., None] == np.arange(C)] = 1  # one-hot
+    t[..., 5:] = rng.integers(0, C, (N, S, S))[..., None] == np.arange(C)  # one-hot
     t[~obj] = 0
     return t
 
