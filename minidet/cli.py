@@ -38,6 +38,8 @@ def _add_train(sub):
     p.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr})")
     p.add_argument("--warmup-epochs", type=float, help=f"(default {d.warmup_epochs})")
     p.add_argument("--seed", type=int, help=f"(default {d.seed})")
+    p.add_argument("--pretrain-epochs", type=float,
+                   help=f"first train the convolutions to classify each object's cell (default {d.pretrain_epochs})")
     p.add_argument("--no-augment", dest="augment", action="store_const", const=False, help="no augmentation")
     p.add_argument("--workers", type=_positive_int, help=f"loader threads (default {d.workers})")
     p.add_argument("--out", help="run directory (default runs/<date-time>, or the resumed run's)")

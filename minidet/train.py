@@ -31,6 +31,7 @@ from .layers import Dropout
 from .loss import YoloLoss
 from .models import build, load_checkpoint, save
 from .optim import SGD, WarmupCosineLR
+from .pretrain import pretrain
 
 
 class TrainingDiverged(MinidetError):
@@ -53,6 +54,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     seed: int = 0
     augment: bool = True
+    pretrain_epochs: float = 0.0     # cell-classification pretraining of the convolutions (pretrain.py)
     device: str = "auto"             # auto | cpu | cuda
     workers: int = 2
     out: str | None = None           # run directory; default runs/<time>
@@ -60,7 +62,7 @@ class TrainConfig:
 
 # What must be the same for a resumed run to continue the same training.
 RESULT_SETTINGS = ("data", "model", "input_size", "width", "epochs", "batch_size", "lr", "warmup_epochs",
-                   "momentum", "weight_decay", "seed", "augment")
+                   "momentum", "weight_decay", "seed", "augment", "pretrain_epochs")
 
 
 def model_for(config: TrainConfig, num_classes: int):
@@ -183,6 +185,13 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True) ->
     train_loader.epoch = start_epoch
     val_loader = BatchLoader(val_set, config.batch_size, size, workers=config.workers)
     settings = asdict(config)
+    if resume is None and config.pretrain_epochs > 0:
+        # Its own shuffles and augmentations (seed + 1): the detection epochs stay those of a
+        # run without pretraining.
+        with BatchLoader(train_set, config.batch_size, size, augment=config.augment, shuffle=True,
+                         drop_last=True, seed=config.seed + 1, target_fn=target_fn, workers=config.workers,
+                         device=device) as loader:
+            pretrain(model, loader, config.pretrain_epochs, config.lr, device, log=log, seed=config.seed)
     log(f"training {model.arch['name']} ({model.num_parameters() / 1e6:.2f} M parameters, input {size}) "
         f"on {root} ({len(train_set)} train / {len(val_set)} val images) on {device}; run directory {run.dir}")
     t_start = time.perf_counter()

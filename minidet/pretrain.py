@@ -1,0 +1,104 @@
+"""Pretraining the convolutional layers on classification, before detection.
+
+The paper pretrains YOLO's convolutional layers on ImageNet classification, then adds the
+fully connected head and trains detection. Trained from scratch, the detection loss alone
+teaches the convolutions slowly: its gradient reaches them only through the fully
+connected layers, where every cell's class has its own weights, and on the built-in
+dataset the class loss stayed at its prior for over a thousand steps.
+
+Here the classification task is taken from the detection data itself: a 1×1 convolution
+on the last S×S feature map predicts, in every cell that holds an object's centre, that
+object's class (softmax cross-entropy). Its weights are shared by all cells, so each
+image teaches it as many examples as it has objects. The head is thrown away afterwards;
+the convolutions keep what they learned.
+
+Shapes: logits (N, C, S, S) (NCHW, from the 1×1 convolution); targets (N, S, S, 5 + C) as
+`minidet.boxes.encode_targets` writes them (obj flag at index 4, one-hot class after).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .backend import get_array_module, to_device
+from .layers import Conv2d, Flatten, Sequential
+from .optim import SGD
+
+
+class CellClassLoss:
+    """Softmax cross-entropy of the class of each object cell, summed, divided by N.
+
+    forward(logits (N, C, S, S), targets (N, S, S, 5 + C)) -> float; backward() -> dlogits.
+    `accuracy` after forward: the fraction of object cells whose arg-max class is right.
+    """
+
+    def forward(self, logits, targets) -> float:
+        xp = get_array_module(logits)
+        z = logits.transpose(0, 2, 3, 1)                      # (N, S, S, C)
+        obj = targets[..., 4] > 0.5
+        onehot = targets[..., 5:].astype(z.dtype)
+        z = z - z.max(axis=-1, keepdims=True)                 # stable softmax
+        p = xp.exp(z)
+        p /= p.sum(axis=-1, keepdims=True)
+        n = logits.shape[0]
+        mask = obj[..., None].astype(z.dtype)
+        logp = z - xp.log(xp.exp(z).sum(axis=-1, keepdims=True))
+        loss = -float((mask * onehot * logp).sum()) / n
+        hits = (p.argmax(-1) == onehot.argmax(-1)) & obj
+        self.accuracy = float(hits.sum()) / max(1, int(obj.sum()))
+        self._cache = (mask * (p - onehot) / n).transpose(0, 3, 1, 2)
+        return loss
+
+    def backward(self):
+        return get_array_module(self._cache).ascontiguousarray(self._cache)
+
+
+def trunk_of(model) -> Sequential:
+    """The convolutional layers of `model` (everything before its Flatten), sharing weights."""
+    layers = []
+    for layer in model.layers:
+        if isinstance(layer, Flatten):
+            break
+        layers.append(layer)
+    return Sequential(*layers)
+
+
+def pretrain(model, loader, epochs: float, lr: float, device: str = "cpu", log=print, seed: int = 0) -> dict:
+    """Train `model`'s convolutional layers with a 1×1 cell-classification head for `epochs`
+    passes of `loader` (a BatchLoader with `target_fn` set). Updates the model in place.
+
+    SGD with momentum 0.9 and decay 5e-4; the learning rate warms up linearly from lr/100
+    over the first half epoch and stays at lr. Returns {"loss", "accuracy"} of the last epoch.
+    """
+    trunk = trunk_of(model)
+    channels = next(layer for layer in reversed(trunk.layers) if isinstance(layer, Conv2d)).out_channels
+    head = Conv2d(channels, model.C, 1, rng=np.random.default_rng(seed))
+    head.to(device)
+    net = Sequential(*trunk.layers, head)
+    net.train()
+    opt = SGD(net, lr=lr / 100)
+    loss_fn = CellClassLoss()
+    steps = max(1, int(round(epochs * len(loader))))
+    warmup = max(1, len(loader) // 2)
+    step, total, acc, n = 0, 0.0, 0.0, 0
+    while step < steps:
+        for batch in loader:
+            opt.lr = lr * min(1.0, 0.01 + 0.99 * step / warmup)
+            value = loss_fn.forward(net.forward(to_device(batch.images, device)), to_device(batch.targets, device))
+            if not math.isfinite(value):
+                from .train import TrainingDiverged
+
+                raise TrainingDiverged(f"pretraining: the loss became {value} at step {step}; try a lower --lr")
+            net.backward(loss_fn.backward())
+            opt.step()
+            step += 1
+            total, acc, n = total + value, acc + loss_fn.accuracy, n + 1
+            if step % len(loader) == 0 or step == steps:
+                log(f"pretraining the convolutions: step {step}/{steps}, class loss {total / n:.3f}, "
+                    f"cell accuracy {acc / n:.2f}")
+                result = {"loss": total / n, "accuracy": acc / n}
+                total, acc, n = 0.0, 0.0, 0
+            if step >= steps:
+                break
+    return result
