@@ -38,6 +38,7 @@ def _add_train(sub):
     p.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr})")
     p.add_argument("--warmup-epochs", type=float, help=f"(default {d.warmup_epochs})")
     p.add_argument("--seed", type=int, help=f"(default {d.seed})")
+    p.add_argument("--lambda-coord", type=float, help=f"weight of the coordinate terms (default {d.lambda_coord})")
     p.add_argument("--pretrain-epochs", type=float,
                    help=f"first train the convolutions to classify each object's cell (default {d.pretrain_epochs})")
     p.add_argument("--no-augment", dest="augment", action="store_const", const=False, help="no augmentation")

@@ -39,11 +39,11 @@ class CellClassLoss:
         obj = targets[..., 4] > 0.5
         onehot = targets[..., 5:].astype(z.dtype)
         z = z - z.max(axis=-1, keepdims=True)                 # stable softmax
-        p = xp.exp(z)
-        p /= p.sum(axis=-1, keepdims=True)
+        e = xp.exp(z)
+        total = e.sum(axis=-1, keepdims=True)
+        p, logp = e / total, z - xp.log(total)
         n = logits.shape[0]
         mask = obj[..., None].astype(z.dtype)
-        logp = z - xp.log(xp.exp(z).sum(axis=-1, keepdims=True))
         loss = -float((mask * onehot * logp).sum()) / n
         hits = (p.argmax(-1) == onehot.argmax(-1)) & obj
         self.accuracy = float(hits.sum()) / max(1, int(obj.sum()))

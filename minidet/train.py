@@ -55,6 +55,7 @@ class TrainConfig:
     seed: int = 0
     augment: bool = True
     pretrain_epochs: float = 0.0     # cell-classification pretraining of the convolutions (pretrain.py)
+    lambda_coord: float = 5.0        # the paper's weight of the coordinate terms
     device: str = "auto"             # auto | cpu | cuda
     workers: int = 2
     out: str | None = None           # run directory; default runs/<time>
@@ -62,7 +63,7 @@ class TrainConfig:
 
 # What must be the same for a resumed run to continue the same training.
 RESULT_SETTINGS = ("data", "model", "input_size", "width", "epochs", "batch_size", "lr", "warmup_epochs",
-                   "momentum", "weight_decay", "seed", "augment", "pretrain_epochs")
+                   "momentum", "weight_decay", "seed", "augment", "pretrain_epochs", "lambda_coord")
 
 
 def model_for(config: TrainConfig, num_classes: int):
@@ -160,7 +161,7 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True) ->
                            f"of {config.batch_size}")
     schedule = schedule_for(config, steps_per_epoch)
     opt = SGD(model, lr=schedule(0), momentum=config.momentum, weight_decay=config.weight_decay)
-    loss_fn = YoloLoss(S=model.S, B=model.B, C=model.C)
+    loss_fn = YoloLoss(S=model.S, B=model.B, C=model.C, lambda_coord=config.lambda_coord)
     start_epoch, step, history, best_map = 0, 0, [], -1.0
 
     if resume is not None:
