@@ -15,13 +15,9 @@ import numpy as np
 DEVICES = ("cpu", "cuda")
 
 
+@functools.lru_cache(maxsize=1)
 def _cupy():
     """The cupy module if it imports, else None (imported once, on first need)."""
-    return _import_cupy()
-
-
-@functools.lru_cache(maxsize=1)
-def _import_cupy():
     try:
         import cupy  # noqa: F401  (optional dependency)
     except Exception:  # ImportError, or a CUDA library that fails to load

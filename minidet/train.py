@@ -16,7 +16,7 @@ import csv
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
@@ -286,10 +286,6 @@ def describe_result(result: dict) -> str:
         lines.append(f"best val mAP@0.5: {result['val_mAP']:.3f}")
     lines.append(f"run files (checkpoints, metrics, loss.png, map.png, detections.png): {result['run_dir']}")
     return "\n".join(lines)
-
-
-def config_fields():
-    return [f.name for f in fields(TrainConfig)]
 
 
 __all__ = ["TrainConfig", "TrainingDiverged", "train", "config_from_checkpoint", "describe_result",
