@@ -18,9 +18,8 @@ the pixel, including rows and columns left over at the bottom and right). No ato
 deterministic, and bit-identical to the CPU in float32.
 
 Backward fallback (scatter by plane), used when kernel_size and stride are not given
-(`maxpool2d_backward_gpu(dy, argmax, x_shape)`, the call minidet.layers.maxpool makes
-today: its cache holds no window geometry, and a gather cannot find a pixel's windows
-without it). Launch: one work item per (n, c) plane, N·C of them; each zeroes its plane of
+(`maxpool2d_backward_gpu(dy, argmax, x_shape)`: a gather cannot find a pixel's windows
+without them; minidet.layers.maxpool passes them and takes the gather). Launch: one work item per (n, c) plane, N·C of them; each zeroes its plane of
 dx and adds dy at argmax in row-major output order, exactly the CPU loop. OVERWRITES dx;
 deterministic, but only N·C threads: slower on large planes.
 """
