@@ -89,7 +89,7 @@ def pretrain(model, loader, epochs: float, lr: float, device: str = "cpu", log=p
             if not math.isfinite(value):
                 from .train import TrainingDiverged
 
-                raise TrainingDiverged(f"pretraining: the loss became {value} at step {step}; try a lower --lr")
+                raise TrainingDiverged(f"the loss became {value} at step {step} of the pretraining; try a lower --lr")
             net.backward(loss_fn.backward())
             opt.step()
             step += 1

@@ -184,19 +184,19 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True) ->
     model.to(device)
 
     target_fn = partial(encode_targets, S=model.S, C=model.C)
+    if resume is None and config.pretrain_epochs > 0:
+        # Its own shuffles and augmentations (seed + 1): the detection epochs stay those of a
+        # run without pretraining. Overflow is reported by the loss check, not as warnings.
+        with BatchLoader(train_set, config.batch_size, size, augment=config.augment, shuffle=True,
+                         drop_last=True, seed=config.seed + 1, target_fn=target_fn, workers=config.workers,
+                         device=device) as loader, np.errstate(over="ignore", invalid="ignore"):
+            pretrain(model, loader, config.pretrain_epochs, config.lr, device, log=log, seed=config.seed)
     train_loader = BatchLoader(train_set, config.batch_size, size, augment=config.augment, shuffle=True,
                                drop_last=True, seed=config.seed, target_fn=target_fn, workers=config.workers,
                                device=device)
     train_loader.epoch = start_epoch
     val_loader = BatchLoader(val_set, config.batch_size, size, workers=config.workers)
     settings = asdict(config)
-    if resume is None and config.pretrain_epochs > 0:
-        # Its own shuffles and augmentations (seed + 1): the detection epochs stay those of a
-        # run without pretraining.
-        with BatchLoader(train_set, config.batch_size, size, augment=config.augment, shuffle=True,
-                         drop_last=True, seed=config.seed + 1, target_fn=target_fn, workers=config.workers,
-                         device=device) as loader:
-            pretrain(model, loader, config.pretrain_epochs, config.lr, device, log=log, seed=config.seed)
     log(f"training {model.arch['name']} ({model.num_parameters() / 1e6:.2f} M parameters, input {size}) "
         f"on {root} ({len(train_set)} train / {len(val_set)} val images) on {device}; run directory {run.dir}")
     t_start = time.perf_counter()
