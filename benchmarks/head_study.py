@@ -12,9 +12,10 @@ and initial weights, the data and its augmentations, `YoloLoss(lambda_coord=1)`,
 
 - `fc`: the model as it is (Flatten → Linear 12544→256 → Linear 256→1024 + leaky →
   Dropout → Linear 1024→S·S·30): every cell's outputs have their own weights.
-- `conv`: the convolutions, then one 1×1 convolution to 5B + C channels, read as the
-  (N, S, S, 5B + C) grid: one set of weights shared by the 49 cells (YOLO v2's head,
-  not v1's), so each image teaches it once per object instead of once per cell.
+- `conv`: `reduced_fast_yolo(..., head="conv")`: the convolutions, then one 1×1
+  convolution to 5B + C channels, read as the (N, S, S, 5B + C) grid: one set of weights
+  shared by the 49 cells (YOLO v2's head, not v1's), so every object in every image
+  teaches the same weights.
 
 It prints the validation mAP@0.5 (all-point) after each epoch. A learning study, not a
 test: it takes about 20 s per epoch per head on a 2-core CPU.
@@ -30,57 +31,22 @@ from functools import partial
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import minidet  # noqa: E402,F401  (first: passive BLAS/OpenMP waiting, before NumPy loads)
-import numpy as np  # noqa: E402
 
 from minidet.boxes import encode_targets  # noqa: E402
 from minidet.data import BatchLoader, VOCDataset, builtin_dataset  # noqa: E402
 from minidet.inference import evaluate_loader  # noqa: E402
-from minidet.layers import Conv2d, Sequential  # noqa: E402
 from minidet.loss import YoloLoss  # noqa: E402
 from minidet.models import reduced_fast_yolo  # noqa: E402
 from minidet.optim import SGD, WarmupCosineLR  # noqa: E402
-from minidet.pretrain import trunk_of  # noqa: E402
-
-
-class ConvHeadDetector:
-    """The convolutions of `model` and a 1×1 convolution to 5B + C channels.
-
-    forward(images (N, 3, H, W)) -> (N, S, S, 5B + C), the contract's grid; backward(dgrid).
-    """
-
-    def __init__(self, model, seed: int = 0):
-        self.S, self.B, self.C = model.S, model.B, model.C
-        trunk = trunk_of(model)
-        channels = next(layer for layer in reversed(trunk.layers) if isinstance(layer, Conv2d)).out_channels
-        head = Conv2d(channels, 5 * self.B + self.C, 1, rng=np.random.default_rng(seed))
-        head.params["W"] *= 0.01  # as the fully connected output layer: start near zero
-        self.net = Sequential(*trunk.layers, head)
-        self.training = True
-
-    def forward(self, images):
-        return np.ascontiguousarray(self.net.forward(images).transpose(0, 2, 3, 1))
-
-    def backward(self, dgrid):
-        return self.net.backward(np.ascontiguousarray(dgrid.transpose(0, 3, 1, 2)))
-
-    def named_parameters(self):
-        return self.net.named_parameters()
-
-    def train(self):
-        self.training = True
-        self.net.train()
-
-    def eval(self):
-        self.training = False
-        self.net.eval()
 
 
 def run(head: str, epochs: int, lr: float, warmup_epochs: float, seed: int, log=print) -> list[float]:
     root = builtin_dataset()
     train_set = VOCDataset(root, "train", cache_images=True)
     val_set = VOCDataset(root, "val", classes=train_set.classes, cache_images=True)
-    model = reduced_fast_yolo(112, 0.25, C=len(train_set.classes), seed=seed)
-    net = model if head == "fc" else ConvHeadDetector(model, seed)
+    # The trunk's layers are drawn first from the seed's generator: the same initial
+    # convolutions under either head.
+    net = model = reduced_fast_yolo(112, 0.25, C=len(train_set.classes), seed=seed, head=head)
     target_fn = partial(encode_targets, S=model.S, C=model.C)
     loader = BatchLoader(train_set, 32, 112, augment=True, shuffle=True, drop_last=True, seed=seed,
                          target_fn=target_fn, workers=2)

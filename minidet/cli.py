@@ -35,6 +35,9 @@ def _add_train(sub):
     p.add_argument("--batch-size", type=_positive_int, help=f"(default {d.batch_size})")
     p.add_argument("--input-size", type=_positive_int, help=f"reduced model's input side (default {d.input_size})")
     p.add_argument("--width", type=float, help=f"reduced model's width multiplier (default {d.width})")
+    p.add_argument("--head", choices=["conv", "fc"],
+                   help="reduced model's detection head: conv (a 1x1 convolution shared by all cells; the "
+                        "default) or fc (Fast YOLO's fully connected layers; fast and yolo always use fc)")
     p.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr})")
     p.add_argument("--warmup-epochs", type=float, help=f"(default {d.warmup_epochs})")
     p.add_argument("--seed", type=int, help=f"(default {d.seed})")

@@ -193,7 +193,7 @@ def standard_cases():
     """(name, layer, input) for every layer type, on shapes that catch the classic bugs:
     batch > 1, non-square odd sizes, stride 2, paddings 0/1/2, kernels 1/3/5, overlapping
     pooling windows; inputs away from leaky ReLU's kink and free of pooling ties."""
-    from .layers import Conv2d, Dropout, Flatten, LeakyReLU, Linear, MaxPool2d, Reshape, Sequential
+    from .layers import Conv2d, Dropout, Flatten, LeakyReLU, Linear, MaxPool2d, Permute, Reshape, Sequential
 
     rng = np.random.default_rng(0)
 
@@ -222,6 +222,7 @@ def standard_cases():
         ("Linear", Linear(6, 4, rng=rng), normal(3, 6)),
         ("Flatten", Flatten(), normal(2, 3, 2, 2)),
         ("Reshape", Reshape(2, 6), normal(2, 3, 4)),
+        ("Permute (NCHW → NHWC)", Permute(0, 2, 3, 1), normal(2, 3, 4, 5)),
         ("Dropout 0.5", Dropout(0.5, seed=1), normal(3, 8)),
         ("Sequential", net, normal(2, 3, 6, 8)),
     ]

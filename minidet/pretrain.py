@@ -55,13 +55,12 @@ class CellClassLoss:
 
 
 def trunk_of(model) -> Sequential:
-    """The convolutional layers of `model` (everything before its Flatten), sharing weights."""
-    layers = []
-    for layer in model.layers:
-        if isinstance(layer, Flatten):
-            break
-        layers.append(layer)
-    return Sequential(*layers)
+    """The convolutional layers of `model` (its first `trunk_length` layers, or everything
+    before its Flatten), sharing weights with it."""
+    n = getattr(model, "trunk_length", None)
+    if n is None:
+        n = next((i for i, layer in enumerate(model.layers) if isinstance(layer, Flatten)), len(model.layers))
+    return Sequential(*model.layers[:n])
 
 
 def pretrain(model, loader, epochs: float, lr: float, device: str = "cpu", log=print, seed: int = 0) -> dict:

@@ -5,8 +5,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minidet.loss import YoloLoss
-from minidet.models import reduced_fast_yolo
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -54,28 +52,3 @@ def test_breakdown_by_size_counts_only_its_band(breakdown):
     by = {(lo, hi): m for lo, hi, _, m in r["by_size"]}
     assert by[(0.0, 0.15)] == 0.0 and by[(0.40, 1.01)] == pytest.approx(1.0)
     assert r["covered"] == 0.5
-
-
-def test_conv_head_detector_reads_the_1x1_output_as_the_grid():
-    study = _script("head_study")
-    model = reduced_fast_yolo(14, 0.05, C=3, seed=1)  # 14 = 7·2: one max-pool, a 7×7 grid
-    det = study.ConvHeadDetector(model, seed=2)
-    x = np.random.default_rng(0).random((2, 3, 14, 14), dtype=np.float32)
-    grid = det.forward(x)
-    assert grid.shape == (2, 7, 7, 5 * 2 + 3)
-    channels_first = det.net.forward(x)  # the 1×1 convolution's (N, 5B + C, S, S)
-    np.testing.assert_array_equal(grid, channels_first.transpose(0, 2, 3, 1))
-    # backward takes the grid's gradient back to the 1×1 layer's layout: the weight
-    # gradient must equal the one computed from the channels-first gradient directly.
-    target = np.zeros((2, 7, 7, 5 + 3), np.float32)
-    target[0, 3, 4] = [0.5, 0.5, 0.3, 0.3, 1, 0, 1, 0]
-    loss = YoloLoss(S=7, B=2, C=3)
-    loss.forward(grid, target)
-    dgrid = loss.backward()
-    det.backward(dgrid)
-    head = det.net.layers[-1]
-    got = head.grads["W"].copy()
-    det.net.forward(x)
-    det.net.backward(np.ascontiguousarray(dgrid.transpose(0, 3, 1, 2)))
-    np.testing.assert_allclose(got, head.grads["W"], rtol=1e-6)
-    assert np.abs(got).sum() > 0

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from ..layers import Conv2d, Dropout, Flatten, LeakyReLU, Linear, MaxPool2d, Reshape, Sequential
+from ..layers import Conv2d, Dropout, Flatten, LeakyReLU, Linear, MaxPool2d, Permute, Reshape, Sequential
 
 FAST_YOLO_FILTERS = (16, 32, 64, 128, 256, 512, 1024, 1024, 1024)
 
@@ -19,11 +19,17 @@ class YoloModel(Sequential):
 
     `arch` = {"name": ..., "kwargs": {...}}: enough to rebuild it (see `build`), and what
     a checkpoint stores. `input_size`, `S`, `B`, `C` describe its input and output.
+    `trunk_length`: how many of the layers are the convolutional trunk (the rest is the
+    detection head); `minidet.pretrain.trunk_of` takes those.
     """
 
-    def __init__(self, layers, arch: dict, input_size: int, S: int, B: int, C: int):
+    def __init__(self, layers, arch: dict, input_size: int, S: int, B: int, C: int, trunk_length=None):
         super().__init__(*layers)
         self.arch, self.input_size, self.S, self.B, self.C = arch, input_size, S, B, C
+        if trunk_length is None:  # everything before the first Flatten
+            trunk_length = next((i for i, layer in enumerate(self.layers) if isinstance(layer, Flatten)),
+                                len(self.layers))
+        self.trunk_length = int(trunk_length)
         # The images need no gradient: the first convolution skips its dx (backward returns None).
         self.layers[0].need_input_grad = False
 
@@ -71,15 +77,34 @@ def _head(layers, features, hidden1, hidden2, S, B, C, rng, dropout_seed):
                out, Reshape(S, S, 5 * B + C)]
 
 
+def _conv_head(layers, channels, B, C, rng):
+    """A 1×1 convolution to 5B + C channels, read as the grid: (N, 5B+C, S, S) → (N, S, S, 5B+C)."""
+    out = Conv2d(channels, 5 * B + C, 1, rng=rng)
+    out.params["W"] *= 0.01  # start near zero, as the fully connected output layer does
+    layers += [out, Permute(0, 2, 3, 1)]
+
+
+HEADS = ("fc", "conv")
+
+
 def reduced_fast_yolo(input_size: int = 112, width: float = 0.25, S: int = 7, B: int = 2, C: int = 20,
-                      seed: int = 0) -> YoloModel:
+                      seed: int = 0, head: str = "fc") -> YoloModel:
     """Fast YOLO, narrower and on smaller images: for one GPU or a CPU.
 
     Filters and the two hidden fully connected layers are scaled by `width`. The input
     must be S·2^p with p ≤ 6: the model keeps p of Fast YOLO's six 2×2 max-pools (the first
     p), so the last convolution always sees an S×S map, as in the full model.
     `reduced_fast_yolo(448, 1.0)` is `fast_yolo()`.
+
+    head="fc" (the default) is Fast YOLO's fully connected head: every cell's outputs have
+    their own weights. head="conv" replaces it with one 1×1 convolution from the last S×S
+    map to 5B + C channels, shared by all cells (the head of YOLO v2, not v1's); the output
+    grid, its layout and the loss are the same. On the built-in dataset the convolutional
+    head learns about 15× faster (`benchmarks/head_study.py`), which is why `minidet train`
+    uses it by default on the CPU.
     """
+    if head not in HEADS:
+        raise ValueError(f"reduced_fast_yolo: head must be one of {HEADS}, got {head!r}")
     p = math.log2(input_size / S) if input_size > 0 else -1
     if p != int(p) or not 0 <= p <= 6:
         raise ValueError(f"reduced_fast_yolo: input_size must be S·2^p with 0 <= p <= 6 "
@@ -92,13 +117,17 @@ def reduced_fast_yolo(input_size: int = 112, width: float = 0.25, S: int = 7, B:
         c = _conv_block(layers, c, _scaled(f, width), 3, rng=rng)
         if i < int(p):
             layers.append(MaxPool2d(2, 2))
-    # The first fully connected layer keeps yolo-tiny's 256 units at every width: it is the
-    # bottleneck through which all S·S·(5B+C) outputs pass, and it costs little.
-    _head(layers, c * S * S, 256, _scaled(4096, width), S, B, C, rng, seed)
-    name = "fast_yolo" if (input_size, width) == (448, 1.0) else "reduced_fast_yolo"
+    trunk_length = len(layers)
+    if head == "conv":
+        _conv_head(layers, c, B, C, rng)
+    else:
+        # The first fully connected layer keeps yolo-tiny's 256 units at every width: it is the
+        # bottleneck through which all S·S·(5B+C) outputs pass, and it costs little.
+        _head(layers, c * S * S, 256, _scaled(4096, width), S, B, C, rng, seed)
+    name = "fast_yolo" if (input_size, width, head) == (448, 1.0, "fc") else "reduced_fast_yolo"
     kwargs = dict(S=S, B=B, C=C, seed=seed) if name == "fast_yolo" else \
-        dict(input_size=input_size, width=width, S=S, B=B, C=C, seed=seed)
-    return YoloModel(layers, {"name": name, "kwargs": kwargs}, input_size, S, B, C)
+        dict(input_size=input_size, width=width, S=S, B=B, C=C, seed=seed, head=head)
+    return YoloModel(layers, {"name": name, "kwargs": kwargs}, input_size, S, B, C, trunk_length)
 
 
 def fast_yolo(S: int = 7, B: int = 2, C: int = 20, seed: int = 0) -> YoloModel:
@@ -129,8 +158,10 @@ def yolo_v1(S: int = 7, B: int = 2, C: int = 20, seed: int = 0) -> YoloModel:
         else:
             k, f, s = spec
             c = _conv_block(layers, c, f, k, stride=s, rng=rng)
+    trunk_length = len(layers)
     _head(layers, c * S * S, None, 4096, S, B, C, rng, seed)
-    return YoloModel(layers, {"name": "yolo_v1", "kwargs": dict(S=S, B=B, C=C, seed=seed)}, 448, S, B, C)
+    return YoloModel(layers, {"name": "yolo_v1", "kwargs": dict(S=S, B=B, C=C, seed=seed)}, 448, S, B, C,
+                     trunk_length)
 
 
 ARCHITECTURES = {"yolo_v1": yolo_v1, "fast_yolo": fast_yolo, "reduced_fast_yolo": reduced_fast_yolo}
