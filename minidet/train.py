@@ -194,8 +194,9 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True) ->
     start_epoch, step, history, best_map = 0, 0, [], -1.0
 
     if resume is not None:
+        # The settings first: "trained with head='conv'" says more than an architecture mismatch.
+        _check_resume(config, config_from_checkpoint(resume), resume)
         model, meta = load_checkpoint(resume, expect_arch=model.arch)
-        _check_resume(config, meta.get("config", {}), resume)
         opt = SGD(model, lr=schedule(0), momentum=config.momentum, weight_decay=config.weight_decay)
         opt.load_state_dict(meta["optimizer"])
         start_epoch, step = int(meta["epoch"]), int(meta["step"])

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from minidet.layers import Conv2d, Dropout, Flatten, LeakyReLU, Linear, MaxPool2d, Reshape, Sequential
+from minidet.layers import Conv2d, Dropout, Flatten, LeakyReLU, Linear, MaxPool2d, Permute, Reshape, Sequential
 
 
 def test_wrong_number_of_dimensions():
@@ -31,7 +31,7 @@ def test_image_smaller_than_kernel():
 
 
 @pytest.mark.parametrize("layer", [Conv2d(1, 1, 1), LeakyReLU(), MaxPool2d(), Linear(2, 2), Flatten(),
-                                   Dropout(), Reshape(4), Sequential(Linear(2, 2))],
+                                   Dropout(), Reshape(4), Permute(1, 0), Sequential(Linear(2, 2))],
                          ids=lambda layer: type(layer).__name__)
 def test_backward_before_forward(layer):
     with pytest.raises(RuntimeError, match=rf"{type(layer).__name__}.*backward\(\) called before forward\(\)"):
@@ -45,7 +45,8 @@ def test_integer_input_is_refused():
 
 @pytest.mark.parametrize("make", [lambda: Conv2d(0, 1, 3), lambda: Conv2d(1, 1, 3, stride=0),
                                   lambda: Conv2d(1, 1, 3, padding=-1), lambda: MaxPool2d(0),
-                                  lambda: Dropout(1.0), lambda: LeakyReLU(1.5), lambda: Linear(2.5, 1)])
+                                  lambda: Dropout(1.0), lambda: LeakyReLU(1.5), lambda: Linear(2.5, 1),
+                                  lambda: Permute(0, 2, 3), lambda: Permute(0, 1, 1)])
 def test_bad_constructor_arguments(make):
     with pytest.raises(ValueError):
         make()
@@ -54,3 +55,8 @@ def test_bad_constructor_arguments(make):
 def test_sequential_refuses_non_layers():
     with pytest.raises(ValueError, match="item 1 is a function"):
         Sequential(Linear(2, 2), lambda x: x)
+
+
+def test_permute_refuses_an_input_of_another_rank():
+    with pytest.raises(ValueError, match=r"Permute\(0, 2, 3, 1\).*4-d input.*\(2, 3\)"):
+        Permute(0, 2, 3, 1).forward(np.zeros((2, 3), np.float32))

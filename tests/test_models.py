@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from minidet.gradcheck import gradcheck
-from minidet.layers import Conv2d, Dropout, Flatten, LeakyReLU, Linear, MaxPool2d, Reshape
-from minidet.models import YoloModel, build, fast_yolo, profile, reduced_fast_yolo
+from minidet.layers import Conv2d, Dropout, Flatten, LeakyReLU, Linear, MaxPool2d, Permute, Reshape
+from minidet.models import YoloModel, build, fast_yolo, load, profile, reduced_fast_yolo, save
+from minidet.pretrain import trunk_of
 
 
 def test_fast_yolo_size_and_cost():
@@ -26,9 +27,10 @@ def test_fast_yolo_size_and_cost():
     assert model.arch == {"name": "fast_yolo", "kwargs": dict(S=7, B=2, C=20, seed=0)}
 
 
+@pytest.mark.parametrize("head", ["fc", "conv"])
 @pytest.mark.parametrize("input_size, width", [(112, 0.25), (56, 0.125)])
-def test_reduced_output_shape(input_size, width):
-    model = reduced_fast_yolo(input_size, width, seed=1)
+def test_reduced_output_shape(input_size, width, head):
+    model = reduced_fast_yolo(input_size, width, seed=1, head=head)
     x = np.random.default_rng(0).uniform(0, 1, (2, 3, input_size, input_size)).astype(np.float32)
     model.eval()
     y = model.forward(x)
@@ -92,3 +94,49 @@ def test_gradcheck_catches_a_wrong_head_gradient():
     model = YoloModel(layers, {"name": "tiny", "kwargs": {}}, 4, 2, 0, 3)
     result = gradcheck(model, rng.uniform(0, 1, (2, 3, 4, 4)), check_input=False)
     assert not result.passed(1e-7) and result.where.startswith("4.b")
+
+
+def test_conv_head_is_a_shared_1x1_convolution_read_as_the_grid(tmp_path):
+    """head="conv": the same convolutions (same initial weights), then Conv2d 1×1 to 5B + C
+    channels and Permute(0, 2, 3, 1); grid[n, i, j, c] is the 1×1 output at (c, i, j)."""
+    fc, conv = reduced_fast_yolo(56, 0.125, seed=3), reduced_fast_yolo(56, 0.125, seed=3, head="conv")
+    assert fc.trunk_length == conv.trunk_length == len(trunk_of(conv).layers)
+    for a, b in zip(trunk_of(fc).layers, trunk_of(conv).layers):
+        for k in a.params:
+            np.testing.assert_array_equal(a.params[k], b.params[k])
+    head = conv.layers[conv.trunk_length:]
+    assert [type(layer) for layer in head] == [Conv2d, Permute]
+    assert (head[0].in_channels, head[0].out_channels, head[0].kernel_size) == (trunk_of(conv).layers[-2].out_channels, 30, 1)
+    assert not any(isinstance(layer, (Linear, Dropout)) for layer in conv.layers)
+    assert conv.arch["kwargs"]["head"] == "conv" and conv.num_parameters() < fc.num_parameters()
+    x = np.random.default_rng(0).uniform(0, 1, (2, 3, 56, 56)).astype(np.float32)
+    maps = trunk_of(conv).forward(x)
+    channels_first = head[0].forward(maps)
+    np.testing.assert_array_equal(conv.forward(x), channels_first.transpose(0, 2, 3, 1))
+    save(conv, tmp_path / "conv.npz")
+    again = load(tmp_path / "conv.npz")
+    assert again.arch == conv.arch and again.trunk_length == conv.trunk_length
+    np.testing.assert_array_equal(again.forward(x), conv.forward(x))
+
+
+def test_reduced_rejects_an_unknown_head():
+    with pytest.raises(ValueError, match="head"):
+        reduced_fast_yolo(56, 0.125, head="dense")
+
+
+def test_tiny_conv_head_model_passes_gradcheck():
+    """The convolutional head's shape in small: conv + leaky + pool, then Conv2d 1×1 → Permute;
+    every W and b checked in float64."""
+    rng = np.random.default_rng(0)
+    S, B, C = 2, 1, 2
+    layers = [Conv2d(3, 2, 3, padding=1, rng=rng), LeakyReLU(0.1), MaxPool2d(2, 2),
+              Conv2d(2, 5 * B + C, 1, rng=rng), Permute(0, 2, 3, 1)]
+    model = YoloModel(layers, {"name": "tiny", "kwargs": {}}, 2 * S, S, B, C, trunk_length=3)
+    for _, p, _, k in model.named_parameters():
+        if k == "b":
+            p[k] = rng.uniform(-0.5, 0.5, p[k].shape).astype(np.float32)
+    x = rng.uniform(0, 1, (2, 3, 4, 4))
+    assert model.forward(x.astype(np.float32)).shape == (2, S, S, 5 * B + C)
+    result = gradcheck(model, x, seed=0, check_input=False)
+    assert len(result.errors) == 4
+    assert result.passed(1e-7), str(result)
