@@ -1,12 +1,13 @@
 """CPU timings of minidet against PyTorch on the same machine, in one run.
 
-    python benchmarks/bench_cpu.py                  # conv stack + training step, both configs
+    python benchmarks/bench_cpu.py                  # conv stack, training step, loader: every config
     python benchmarks/bench_cpu.py --what stack     # forward+backward of Fast YOLO's conv/leaky/pool stack
     python benchmarks/bench_cpu.py --what step      # a whole training step (forward, loss, backward, SGD)
     python benchmarks/bench_cpu.py --what loader    # loader images/s against training-step images/s
-    python benchmarks/bench_cpu.py --configs 112:0.25:32
+    python benchmarks/bench_cpu.py --configs 112:0.25:32:conv   # the default model of minidet train
 
-Configs are input:width:batch of `reduced_fast_yolo`. PyTorch (optional, never a
+Configs are input:width:batch[:head] of `reduced_fast_yolo` (head fc, Fast YOLO's, unless
+given; the stack timing skips configs with a head). PyTorch (optional, never a
 dependency) runs the same layers with the same weights when it imports; the script
 prints minidet's median time, PyTorch's, and their ratio. The two sides alternate in
 blocks with a pause between them (OpenBLAS and OpenMP threads spin after a product and
@@ -45,7 +46,15 @@ def conv_stack(model):
 
 def torch_twin(layers, torch):
     """The same layers in PyTorch, sharing the weights (parameter layouts are the same)."""
-    from minidet.layers import Dropout, Flatten, Linear, Reshape
+    from minidet.layers import Dropout, Flatten, Linear, Permute, Reshape
+
+    class TorchPermute(torch.nn.Module):
+        def __init__(self, axes):
+            super().__init__()
+            self.axes = axes
+
+        def forward(self, x):
+            return x.permute(*self.axes).contiguous()
 
     mods = []
     for layer in layers:
@@ -63,6 +72,8 @@ def torch_twin(layers, torch):
             m = torch.nn.Dropout(layer.p)
         elif isinstance(layer, Reshape):
             m = torch.nn.Unflatten(1, layer.shape)
+        elif isinstance(layer, Permute):
+            m = TorchPermute(layer.axes)
         else:
             raise TypeError(type(layer).__name__)
         if layer.params:
@@ -120,8 +131,8 @@ def median_ms(fn, repeats):
     return statistics.median(times)
 
 
-def run_config(input_size, width, batch, what, blocks, repeats, torch):
-    model = reduced_fast_yolo(input_size, width)
+def run_config(input_size, width, batch, what, blocks, repeats, torch, head="fc"):
+    model = reduced_fast_yolo(input_size, width, head=head)
     x = np.random.default_rng(0).random((batch, 3, input_size, input_size), dtype=np.float32)
     if what == "stack":
         net = conv_stack(model)
@@ -195,7 +206,8 @@ def loader_rate(input_size, batch, batches=20, workers=2):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--what", choices=["stack", "step", "loader", "all"], default="all")
-    parser.add_argument("--configs", nargs="+", default=["112:0.25:32", "224:0.5:16"])
+    parser.add_argument("--configs", nargs="+", default=["112:0.25:32:conv", "112:0.25:32", "224:0.5:16"],
+                        help="input:width:batch[:head], head fc (the default) or conv")
     parser.add_argument("--blocks", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-torch", action="store_true")
@@ -217,16 +229,20 @@ def main(argv=None):
     for what in whats:
         if what == "loader":
             for cfg in args.configs:
-                size, width, batch = cfg.split(":")
-                step_ms, _ = run_config(int(size), float(width), int(batch), "step", 2, args.repeats, None)
+                size, width, batch, *head = cfg.split(":")
+                step_ms, _ = run_config(int(size), float(width), int(batch), "step", 2, args.repeats, None,
+                                        head=head[0] if head else "fc")
                 rate = loader_rate(int(size), int(batch))
                 print(f"loader {cfg:<18} loader {rate:.0f} images/s alone; the training step consumes "
                       f"{int(batch) / step_ms * 1e3:.0f} images/s (loader/step = {rate * step_ms / 1e3 / int(batch):.1f}×)",
                       flush=True)
             continue
         for cfg in args.configs:
-            size, width, batch = cfg.split(":")
-            a, b = run_config(int(size), float(width), int(batch), what, args.blocks, args.repeats, torch)
+            size, width, batch, *head = cfg.split(":")
+            if what == "stack" and head:  # the convolutions alone: the head does not matter
+                continue
+            a, b = run_config(int(size), float(width), int(batch), what, args.blocks, args.repeats, torch,
+                              head=head[0] if head else "fc")
             ratio = f"{a / b:.2f}" if b else "-"
             print(f"{what:<6} {cfg:<18} {a:>11.1f} {b if b is None else round(b, 1)!s:>9} {ratio:>6}", flush=True)
 
