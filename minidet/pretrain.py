@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from .backend import get_array_module, to_device
-from .layers import Conv2d, Flatten, Sequential
+from .layers import Conv2d, Sequential
 from .optim import SGD
 
 
@@ -55,12 +55,9 @@ class CellClassLoss:
 
 
 def trunk_of(model) -> Sequential:
-    """The convolutional layers of `model` (its first `trunk_length` layers, or everything
-    before its Flatten), sharing weights with it."""
-    n = getattr(model, "trunk_length", None)
-    if n is None:
-        n = next((i for i, layer in enumerate(model.layers) if isinstance(layer, Flatten)), len(model.layers))
-    return Sequential(*model.layers[:n])
+    """The convolutional layers of a YoloModel (its first `model.trunk_length` layers),
+    sharing weights with it."""
+    return Sequential(*model.layers[:model.trunk_length])
 
 
 def pretrain(model, loader, epochs: float, lr: float, device: str = "cpu", log=print, seed: int = 0) -> dict:
