@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from minidet.backend import gpu_available, simulator_enabled
-from minidet.layers import Conv2d, LeakyReLU, MaxPool2d
+from minidet.layers import Conv2d, LeakyReLU, MaxPool2d, Permute
 from minidet.testing import assert_close
 
 HERE = Path(__file__).resolve().parent
@@ -252,7 +252,8 @@ def _layer_pair(layer_factory, dtype=np.float32):
     lambda: MaxPool2d(2),
     lambda: MaxPool2d(3, 2),
     lambda: MaxPool2d(3, 1),
-], ids=["conv3s1p1", "conv3s2p1", "conv1", "leaky", "pool2", "pool3s2", "pool3s1"])
+    lambda: Permute(0, 2, 3, 1),
+], ids=["conv3s1p1", "conv3s2p1", "conv1", "leaky", "pool2", "pool3s2", "pool3s1", "permute"])
 def test_gpu_layers_end_to_end(make):
     """A layer on CuPy float32 against the same layer on NumPy float64: forward, dx, grads."""
     cp = _cupy()
@@ -268,6 +269,49 @@ def test_gpu_layers_end_to_end(make):
     assert_close(gpu.backward(cp.asarray(dy)), cpu.backward(dy.astype(np.float64)), name=f"{cpu!r} dx", **tol)
     for key in cpu.grads:
         assert_close(gpu.grads[key], cpu.grads[key], name=f"{cpu!r} d{key}", **tol)
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.parametrize("head", ["fc", "conv"])
+def test_gpu_model_step_against_numpy(head):
+    """A whole reduced model after model.to("cuda"), float32, against its float64 NumPy copy:
+    the grid, the loss and every parameter's gradient of one step (dropout off on both)."""
+    cp = _cupy()
+    from minidet.loss import YoloLoss
+    from minidet.models import reduced_fast_yolo
+
+    cpu, gpu = reduced_fast_yolo(56, 0.125, seed=0, head=head), reduced_fast_yolo(56, 0.125, seed=0, head=head)
+    for layer in cpu.layers:
+        for key, value in layer.params.items():
+            layer.params[key] = value.astype(np.float64)
+    for model in (cpu, gpu):
+        for layer in model.layers:
+            if hasattr(layer, "p"):  # Dropout: its draws differ between the devices
+                layer.p = 0.0
+        model.train()
+    gpu.to("cuda")
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 3, 56, 56), dtype=np.float32)
+    target = np.zeros((2, 7, 7, 25), np.float32)
+    target[0, 3, 4, :9] = [0.4, 0.6, 0.3, 0.5, 1, 0, 0, 0, 1]
+    target[1, 1, 2, :6] = [0.7, 0.2, 0.2, 0.1, 1, 1]
+    loss_cpu, loss_gpu = YoloLoss(), YoloLoss()
+    pred_cpu = cpu.forward(x.astype(np.float64))
+    pred_gpu = gpu.forward(cp.asarray(x))
+    assert isinstance(pred_gpu, cp.ndarray) and pred_gpu.dtype == np.float32
+    scale = float(np.abs(pred_cpu).max())
+    assert_close(pred_gpu, pred_cpu, rtol=1e-4, atol=1e-5 * scale, name=f"{head} grid")
+    value_cpu = loss_cpu.forward(pred_cpu, target.astype(np.float64))
+    value_gpu = loss_gpu.forward(pred_gpu, cp.asarray(target))
+    assert_close(value_gpu, value_cpu, rtol=1e-4, name=f"{head} loss")
+    cpu.backward(loss_cpu.backward())
+    gpu.backward(loss_gpu.backward())
+    grads_cpu = {name: g[k] for name, _, g, k in cpu.named_parameters()}
+    for name, _, g, k in gpu.named_parameters():
+        assert isinstance(g[k], cp.ndarray), name
+        expected = grads_cpu[name]
+        assert_close(g[k], expected, rtol=1e-3, atol=1e-4 * float(np.abs(expected).max()), name=name)
 
 
 @pytest.mark.gpu
