@@ -203,6 +203,12 @@ def loader_rate(input_size, batch, batches=20, workers=2):
         return batches * batch / (time.perf_counter() - t0)
 
 
+def parse_config(cfg: str):
+    """"input:width:batch[:head]" → (input, width, batch, head, head given); head fc unless given."""
+    size, width, batch, *head = cfg.split(":")
+    return int(size), float(width), int(batch), (head[0] if head else "fc"), bool(head)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--what", choices=["stack", "step", "loader", "all"], default="all")
@@ -229,20 +235,18 @@ def main(argv=None):
     for what in whats:
         if what == "loader":
             for cfg in args.configs:
-                size, width, batch, *head = cfg.split(":")
-                step_ms, _ = run_config(int(size), float(width), int(batch), "step", 2, args.repeats, None,
-                                        head=head[0] if head else "fc")
-                rate = loader_rate(int(size), int(batch))
+                size, width, batch, head, _ = parse_config(cfg)
+                step_ms, _ = run_config(size, width, batch, "step", 2, args.repeats, None, head=head)
+                rate = loader_rate(size, batch)
                 print(f"loader {cfg:<18} loader {rate:.0f} images/s alone; the training step consumes "
-                      f"{int(batch) / step_ms * 1e3:.0f} images/s (loader/step = {rate * step_ms / 1e3 / int(batch):.1f}×)",
+                      f"{batch / step_ms * 1e3:.0f} images/s (loader/step = {rate * step_ms / 1e3 / batch:.1f}×)",
                       flush=True)
             continue
         for cfg in args.configs:
-            size, width, batch, *head = cfg.split(":")
-            if what == "stack" and head:  # the convolutions alone: the head does not matter
+            size, width, batch, head, head_given = parse_config(cfg)
+            if what == "stack" and head_given:  # the convolutions alone: the head does not matter
                 continue
-            a, b = run_config(int(size), float(width), int(batch), what, args.blocks, args.repeats, torch,
-                              head=head[0] if head else "fc")
+            a, b = run_config(size, width, batch, what, args.blocks, args.repeats, torch, head=head)
             ratio = f"{a / b:.2f}" if b else "-"
             print(f"{what:<6} {cfg:<18} {a:>11.1f} {b if b is None else round(b, 1)!s:>9} {ratio:>6}", flush=True)
 
