@@ -20,6 +20,7 @@ stop a run before training starts, not an hour into it); images are decoded on a
 """
 from __future__ import annotations
 
+import math
 import os
 import warnings
 import xml.etree.ElementTree as ET
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import DatasetError
 
@@ -49,7 +50,8 @@ def read_classes(root) -> tuple[str, ...]:
     if not path.is_file():
         return VOC_CLASSES
     try:
-        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        # utf-8-sig: a byte-order mark (as some editors write) is not part of the first name.
+        names = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
     except (OSError, UnicodeDecodeError) as e:
         raise DatasetError(f"{path}: cannot read the class list ({e})") from None
     names = [n for n in names if n]
@@ -95,19 +97,68 @@ class Sample(NamedTuple):
 
 
 def decode_image(path) -> np.ndarray:
-    """The image file at `path` as (H, W, 3) uint8 RGB; DatasetError naming it if it won't decode.
+    """The image file at `path` as (H, W, 3) uint8 RGB, upright; DatasetError naming it if it
+    won't decode.
 
-    Grayscale, grayscale+alpha, RGBA, palette and CMYK images are converted to RGB (alpha
-    is dropped); 16-bit and float grayscale are scaled to 8 bits by their maximum.
+    The EXIF orientation tag is applied (`ImageOps.exif_transpose`): a camera's rotated
+    photo comes out as viewers and annotation tools show it, the frame its boxes are drawn
+    in. Grayscale, grayscale+alpha, RGBA, palette and CMYK images are converted to RGB
+    (alpha is dropped); 16-bit and float grayscale are scaled to 8 bits by their maximum.
+    An image over Pillow's decompression-bomb limit (`Image.MAX_IMAGE_PIXELS`) is refused.
     """
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             img.load()
-            return to_rgb(img)
+            return to_rgb(upright(img))
+    except DatasetError:
+        raise
     except FileNotFoundError:
         raise DatasetError(f"{path}: image file not found") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DatasetError(f"{path}: cannot decode the image ({e})") from None
+
+
+# EXIF orientations 5–8 turn the image by a quarter: width and height swap.
+_QUARTER_TURNS = (5, 6, 7, 8)
+_ORIENTATION = 0x0112
+
+
+def open_image(path) -> Image.Image:
+    """Image.open(path), refusing (DatasetError naming the file) images over Pillow's
+    decompression-bomb limit: a 200-megapixel file would take gigabytes to decode."""
+    try:
+        img = Image.open(path)
+    except Image.DecompressionBombError as e:
+        raise DatasetError(f"{path}: refused: {e}") from None
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and img.width * img.height > limit:
+        img.close()
+        raise DatasetError(f"{path}: refused: the image is {img.width}x{img.height} "
+                           f"({img.width * img.height / 1e6:.0f} megapixels), over Pillow's limit of "
+                           f"{limit / 1e6:.0f} megapixels against decompression bombs")
+    return img
+
+
+def orientation(img: Image.Image) -> int:
+    """The EXIF orientation tag (1 = upright) of an opened image."""
+    try:
+        value = img.getexif().get(_ORIENTATION, 1)
+        return int(value) if value in range(1, 9) else 1
+    except Exception:  # a damaged EXIF block: Pillow's own viewers ignore it too
+        return 1
+
+
+def upright(img: Image.Image) -> Image.Image:
+    """The image turned as its EXIF orientation says (itself when it is upright)."""
+    if orientation(img) == 1:
+        return img
+    return ImageOps.exif_transpose(img)
+
+
+def upright_size(img: Image.Image) -> tuple[int, int]:
+    """(width, height) of the image as shown, after its EXIF orientation."""
+    w, h = img.size
+    return (h, w) if orientation(img) in _QUARTER_TURNS else (w, h)
 
 
 def to_rgb(img: Image.Image) -> np.ndarray:
@@ -152,6 +203,7 @@ class VOCDataset:
         self.clipped_boxes = 0
         self.dropped_boxes = 0
         self.names = self._read_split()
+        self._image_paths: list[Path] = []
         self.annotations = [self._read_annotation(name) for name in self.names]
         if self.clipped_boxes or self.dropped_boxes:
             warnings.warn(
@@ -168,7 +220,8 @@ class VOCDataset:
         return Sample(self.image(i), a.boxes, a.labels, a.difficult, a.truncated, a.name)
 
     def image_path(self, i: int) -> Path:
-        return self.root / "JPEGImages" / f"{self.names[i]}.jpg"
+        """The file of image i: JPEGImages/NAME with the first of IMAGE_EXTENSIONS that exists."""
+        return self._image_paths[i]
 
     def image(self, i: int) -> np.ndarray:
         """Image i as (H, W, 3) uint8 RGB (shared with the cache when caching: don't write to it)."""
@@ -196,7 +249,7 @@ class VOCDataset:
     def _read_split(self) -> list[str]:
         path = self.root / "ImageSets" / "Main" / f"{self.split}.txt"
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            lines = path.read_text(encoding="utf-8-sig").splitlines()
         except FileNotFoundError:
             raise DatasetError(f"{path}: split file not found") from None
         except (OSError, UnicodeDecodeError) as e:
@@ -205,7 +258,6 @@ class VOCDataset:
 
     def _read_annotation(self, name: str) -> Annotation:
         path = self.root / "Annotations" / f"{name}.xml"
-        image_path = self.root / "JPEGImages" / f"{name}.jpg"
         try:
             tree = ET.parse(path)
         except FileNotFoundError:
@@ -214,19 +266,26 @@ class VOCDataset:
             raise DatasetError(f"{path}: malformed XML ({e})") from None
         except OSError as e:
             raise DatasetError(f"{path}: cannot read the annotation ({e})") from None
-        if not os.path.isfile(image_path):
-            raise DatasetError(f"{image_path}: image file not found (named by {path.name})")
+        image_path = find_image(self.root / "JPEGImages", name)
+        if image_path is None:
+            tried = ", ".join(name + ext for ext in IMAGE_EXTENSIONS)
+            raise DatasetError(f"{self.root / 'JPEGImages' / name}.jpg: image file not found "
+                               f"(named by {path.name}; tried {tried})")
+        self._image_paths.append(image_path)
         root = tree.getroot()
         width, height = _size(root, path, image_path)
         rows, labels, difficult, truncated = [], [], [], []
-        for obj in root.iter("object"):
+        for k, obj in enumerate(root.iter("object")):
             cls = _text(obj, "name", path)
             if cls not in self._class_index:
                 raise DatasetError(f"{path}: class {cls!r} is not in the class list ({len(self.classes)} classes)")
             bb = obj.find("bndbox")
             if bb is None:
                 raise DatasetError(f"{path}: object {cls!r} has no <bndbox>")
-            xmin, ymin, xmax, ymax = (_number(bb, k, path) for k in ("xmin", "ymin", "xmax", "ymax"))
+            xmin, ymin, xmax, ymax = (_number(bb, tag, path) for tag in ("xmin", "ymin", "xmax", "ymax"))
+            if not all(math.isfinite(v) for v in (xmin, ymin, xmax, ymax)):
+                raise DatasetError(f"{path}: object {k + 1} ({cls!r}) has a non-finite box coordinate: "
+                                   f"xmin={xmin}, ymin={ymin}, xmax={xmax}, ymax={ymax}")
             box = np.array([(xmin - 1) / width, (ymin - 1) / height, xmax / width, ymax / height])
             clipped = np.clip(box, 0.0, 1.0)
             if (clipped != box).any():
@@ -247,6 +306,19 @@ class VOCDataset:
             difficult=np.array(difficult, dtype=bool),
             truncated=np.array(truncated, dtype=bool),
         )
+
+
+# Tried in this order for JPEGImages/NAME: VOC's own .jpg first, then what exports hold.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG", ".bmp", ".BMP")
+
+
+def find_image(directory: Path, name: str) -> Path | None:
+    """directory/NAME.EXT for the first EXT of IMAGE_EXTENSIONS that is a file, else None."""
+    for ext in IMAGE_EXTENSIONS:
+        candidate = directory / f"{name}{ext}"
+        if os.path.isfile(candidate):
+            return candidate
+    return None
 
 
 def _text(node, tag: str, path) -> str:
@@ -287,7 +359,9 @@ def _size(root, path, image_path) -> tuple[int, int]:
         if width > 0 and height > 0:
             return width, height
     try:
-        with Image.open(image_path) as img:  # reads the header only
-            return img.size
+        with open_image(image_path) as img:  # reads the header only
+            return upright_size(img)
+    except DatasetError:
+        raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DatasetError(f"{image_path}: cannot read the image size ({e})") from None
