@@ -251,6 +251,9 @@ def test_resume_from_another_directory_uses_the_recorded_dataset(tmp_path, capsy
     assert meta["config"]["data"] == str((home / "ds").resolve())
     assert meta["dataset"] == {"classes": meta["classes"], "splits": {"train": 30, "val": 3, "test": 3}}
     monkeypatch.chdir(elsewhere)
+    code, _, err = run(capsys, "train", "--resume", home / "run" / "last.npz", "--quiet", "--workers", "1",
+                       "--data", "ds")  # here, "ds" is the other dataset
+    assert_one_line_error(code, err, "data=", str((elsewhere / "ds").resolve()))
     code, out, err = run(capsys, "train", "--resume", home / "run" / "last.npz", "--quiet", "--workers", "1",
                          "--data", (home / "ds").resolve())
     assert code == 0, err

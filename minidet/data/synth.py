@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image, ImageChops, ImageDraw
 
 from ..errors import DatasetError
+from ..files import os_error_message
 
 COLOURS = {
     "red": (220, 30, 30),
@@ -112,6 +113,8 @@ def generate(out_dir, images: int = DEFAULT_IMAGES, seed: int = 0,
             os.replace(stage, out)  # a rename replaces an empty directory
         else:
             _move_into(stage, out, new_files, replaced)
+    except OSError as e:  # a full disk, a read-only file system: one error naming the place
+        raise DatasetError(f"{out}: cannot write the synthetic dataset ({os_error_message(e)})") from None
     finally:
         if stage.exists():
             shutil.rmtree(stage, ignore_errors=True)
