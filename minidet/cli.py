@@ -199,7 +199,7 @@ def main(argv=None):
     import warnings
 
     warnings.formatwarning = _one_line_warning  # a user-facing note, not a source location
-    # Images over Pillow's limit are refused in one line naming the file (data.voc.open_image);
+    # Images over Pillow's limit are refused in one line naming the file (data.images.open_image);
     # Pillow's own warning, which names none, would only come before it.
     from PIL import Image
 

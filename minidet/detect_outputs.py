@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .data.voc import open_image
+from .data.images import open_image
 from .errors import DatasetError
 
 SUFFIX = "_detections.png"
