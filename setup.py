@@ -27,6 +27,8 @@ setup(
         "gpu": ["cupy-cuda12x>=13", "numba-cuda[cu12]>=0.4"],
         "notebooks": ["jupyter", "ipykernel"],
         "test": ["pytest>=7", "nbclient>=0.7", "nbformat>=5", "ipykernel>=6"],
+        # Test-only: the parity test of the optimizer against torch.optim.SGD (CI installs it).
+        "reference": ["torch==2.13.0"],
     },
     entry_points={"console_scripts": ["minidet = minidet.cli:main"]},
 )

@@ -12,6 +12,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from .errors import MinidetError
+from .files import atomic_write, os_error_message, refuse_existing, write_text_atomic
 
 
 def _positive_int(text):
@@ -49,6 +50,7 @@ def _add_train(sub):
     p.add_argument("--out", help="run directory (default runs/<date-time>, or the resumed run's)")
     p.add_argument("--resume", metavar="CKPT", help="continue the run saved in CKPT (its last.npz)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--force", action="store_true", help="write into an --out holding another run's files")
 
 
 def cmd_train(args):
@@ -62,8 +64,11 @@ def cmd_train(args):
         base.pop("out", None)
         base.pop("device", None)
         base.pop("workers", None)
+        if given.get("model", base.get("model")) != base.get("model"):
+            # Another --model: its head is its own default, so the refusal names --model.
+            base.pop("head", None)
     config = TrainConfig(**{**base, **given})
-    result = train(config, resume=args.resume, progress=not args.quiet)
+    result = train(config, resume=args.resume, progress=not args.quiet, force=args.force)
     print(describe_result(result))
 
 
@@ -71,10 +76,14 @@ def cmd_eval(args):
     from .data import BatchLoader, VOCDataset
     from .inference import evaluate_loader
     from .models import load_checkpoint
+    from .validate import require_evaluable
 
+    if args.json:
+        refuse_existing(args.json, args.force, " (--json)")
     model, meta = load_checkpoint(args.weights)
     classes = meta.get("classes")
     dataset = VOCDataset(args.data, args.split, cache_images=False)
+    require_evaluable(dataset)
     if classes is not None and list(dataset.classes) != list(classes):
         raise MinidetError(f"{args.data}: its classes ({', '.join(dataset.classes[:4])}, ...) are not the "
                            f"classes {args.weights} was trained on ({', '.join(classes[:4])}, ...)")
@@ -91,28 +100,36 @@ def cmd_eval(args):
     metric = "VOC2007 11-point" if args.voc07 else "VOC all-point"
     print(f"mAP@0.5 ({metric}) on {args.data} [{args.split}, {len(dataset)} images]: {result['mAP']:.4f}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"mAP": result["mAP"], "AP": named}, indent=1))
+        write_text_atomic(args.json, json.dumps({"mAP": result["mAP"], "AP": named}, indent=1))
 
 
 def cmd_detect(args):
     from .backend import resolve_device
     from .data import decode_image, resize
+    from .detect_outputs import check_images_readable, output_names
     from .inference import predict
     from .models import load_checkpoint
+    from .validate import check_threshold
     from .visualize import draw_detections
 
+    check_threshold(args.threshold)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise MinidetError(f"--out {out}: exists and is not a directory")
+    targets = [out / name for name in output_names(args.images)]
+    for target in targets:
+        refuse_existing(target, args.force, " (an earlier detect's output)")
+    check_images_readable(args.images)
     model, meta = load_checkpoint(args.weights)
     classes = meta.get("classes")
     device = resolve_device(args.device)
     model.to(device)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for path in args.images:
+    for path, target in zip(args.images, targets):
         image = decode_image(path)
         (boxes, scores, labels), = predict(model, resize(image, model.input_size)[None], device,
                                           score_threshold=args.threshold)
-        target = out / (Path(path).stem + "_detections.png")
-        draw_detections(image, boxes, labels, scores, classes).save(target)
+        with atomic_write(target) as tmp, open(tmp, "wb") as f:
+            draw_detections(image, boxes, labels, scores, classes).save(f, format="PNG")
         names = [classes[int(c)] if classes else str(int(c)) for c in labels]
         found = ", ".join(f"{n} {s:.2f}" for n, s in zip(names, scores)) or "nothing"
         print(f"{path}: {found} → {target}")
@@ -121,7 +138,7 @@ def cmd_detect(args):
 def cmd_synth(args):
     from .data import generate
 
-    path = generate(args.out, images=args.images, seed=args.seed)
+    path = generate(args.out, images=args.images, seed=args.seed, force=args.force)
     print(f"wrote {args.images} images in VOC layout to {path}")
 
 
@@ -142,6 +159,7 @@ def build_parser():
     p.add_argument("--data", required=True, help="dataset root in VOC layout")
     p.add_argument("--split", default="test")
     p.add_argument("--json", help="also write {mAP, AP: {class: AP}} to this file")
+    p.add_argument("--force", action="store_true", help="replace an existing --json file")
     p.add_argument("--voc07", action="store_true", help="VOC2007 11-point AP instead of all-point")
     p.add_argument("--batch-size", type=_positive_int, default=32)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
@@ -149,6 +167,7 @@ def build_parser():
     p.add_argument("--weights", required=True)
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--out", default="detections")
+    p.add_argument("--force", action="store_true", help="replace earlier outputs of the same names in --out")
     p.add_argument("--threshold", type=float, default=0.2, help="class-specific score threshold")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p = sub.add_parser("data", help="datasets")
@@ -157,6 +176,9 @@ def build_parser():
     s.add_argument("out", help="output directory")
     s.add_argument("--images", type=_positive_int, default=2400)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--force", action="store_true",
+                   help="write into a non-empty directory, replacing only a synthetic dataset written there "
+                        "before (other files are never touched)")
     sub.add_parser("gradcheck", help="gradient-check every layer and the loss; print a table")
     return parser
 
@@ -168,18 +190,28 @@ def _one_line_warning(message, category, filename, lineno, line=None):
     return f"minidet: warning: {' '.join(str(message).split())}\n"
 
 
+def _fail(message: str):
+    print(f"minidet: error: {' '.join(message.split())}", file=sys.stderr)  # one line
+    sys.exit(2)
+
+
 def main(argv=None):
     import warnings
 
     warnings.formatwarning = _one_line_warning  # a user-facing note, not a source location
+    # Images over Pillow's limit are refused in one line naming the file (data.images.open_image);
+    # Pillow's own warning, which names none, would only come before it.
+    from PIL import Image
+
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
     args = build_parser().parse_args(argv)
     command = cmd_synth if args.command == "data" else COMMANDS[args.command]
     try:
         command(args)
-    except (MinidetError, FileNotFoundError, IsADirectoryError, PermissionError) as e:
-        message = " ".join(str(e).split())  # one line
-        print(f"minidet: error: {message}", file=sys.stderr)
-        sys.exit(2)
+    except MinidetError as e:
+        _fail(str(e))
+    except OSError as e:  # a full disk, a read-only file system, a path under a file...
+        _fail(os_error_message(e))
     except KeyboardInterrupt:
         print("minidet: interrupted", file=sys.stderr)
         sys.exit(130)

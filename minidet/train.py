@@ -7,15 +7,19 @@ head dropout after its first layer. The reduced model's default head is a 1×1 c
 instead (see `TrainConfig.head`), and the other departures from the paper are listed
 beside their settings in `TrainConfig`. Each epoch
 ends with VOC mAP@0.5 on the validation split and two checkpoints, written atomically:
-`last.npz` (everything `--resume` needs) and `best.npz` (the best validation mAP).
+`last.npz` (everything `--resume` needs) and `best.npz` (the best validation mAP; on a
+tie the earlier epoch is kept, as a later one must do strictly better to replace it).
+Before the first step every setting is checked and every split the run reads (train,
+val, and test when ImageSets/Main/test.txt exists) is read whole, annotations and
+images, so a bad file stops the run at once (minidet.validate). The checkpoints record
+the dataset's absolute path and its fingerprint (class names, split sizes), which a
+resumed run must match.
 A non-finite loss stops the run with TrainingDiverged; `last.npz` is then the last good
 state. The run directory also gets metrics.csv / metrics.json, loss.png, map.png and
 detections.png (validation images with the best model's detections).
 """
 from __future__ import annotations
 
-import csv
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, replace
@@ -28,12 +32,16 @@ from .backend import get_array_module, resolve_device, to_device
 from .boxes import encode_targets
 from .data import BatchLoader, VOCDataset, builtin_dataset
 from .errors import CheckpointError, MinidetError
+from .files import atomic_write, refuse_existing
 from .inference import evaluate_loader, predict
 from .layers import Dropout
 from .loss import YoloLoss
 from .models import build, load_checkpoint, save
 from .optim import SGD, WarmupCosineLR
 from .pretrain import pretrain
+from .rundir import Run, check_training_state, recover_best
+from .validate import (check_fingerprint, check_images, check_train_config, fingerprint,
+                       require_evaluable)
 
 
 class TrainingDiverged(MinidetError):
@@ -111,6 +119,11 @@ def dataset_root(config: TrainConfig) -> Path:
     return Path(config.data) if config.data else builtin_dataset()
 
 
+def resolved_data(data):
+    """The dataset path a checkpoint records: absolute, so a resume from elsewhere finds it."""
+    return str(Path(data).resolve()) if data else data
+
+
 def schedule_for(config: TrainConfig, steps_per_epoch: int) -> WarmupCosineLR:
     """The learning rate per step: linear warm-up from lr/100 over `warmup_epochs`, then a
     cosine decay to lr/100 at the last step.
@@ -133,31 +146,10 @@ def _finite(model) -> bool:
     return all(bool(get_array_module(p[k]).isfinite(p[k]).all()) for _, p, _, k in model.named_parameters())
 
 
-class Run:
-    """The files of one run directory."""
-
-    def __init__(self, out):
-        self.dir = Path(out)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.last, self.best = self.dir / "last.npz", self.dir / "best.npz"
-        self.csv, self.json = self.dir / "metrics.csv", self.dir / "metrics.json"
-
-    def write_metrics(self, history, extra=None):
-        keys = list(history[0]) if history else []
-        tmp = self.csv.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(history)
-        tmp.replace(self.csv)
-        tmp = self.json.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps({"history": history, **(extra or {})}, indent=1))
-        tmp.replace(self.json)
-
-
 def _check_resume(config: TrainConfig, saved: dict, path):
     # Checkpoints from before the `head` setting all had the fully connected head.
     saved = {"head": "fc", **saved}
+    saved["data"] = resolved_data(saved.get("data"))  # checkpoints that stored it relative
     for key in RESULT_SETTINGS:
         if saved.get(key) != getattr(config, key):
             raise CheckpointError(f"--resume {path}: the run was trained with {key}={saved.get(key)!r}, "
@@ -172,15 +164,28 @@ def config_from_checkpoint(path) -> dict:
     return meta["config"]
 
 
-def train(config: TrainConfig, resume=None, log=print, progress: bool = True) -> dict:
-    """Run (or resume) a training; returns {"test_mAP", "val_mAP", "run_dir", ...}."""
+def train(config: TrainConfig, resume=None, log=print, progress: bool = True, force: bool = False) -> dict:
+    """Run (or resume) a training; returns {"test_mAP", "val_mAP", "run_dir", ...}.
+
+    Nothing is written before every check has passed (settings, datasets, resume). The run
+    directory must not hold another run's files unless `force` (a resumed run may write
+    into its own)."""
     from tqdm import tqdm
 
-    config = replace(config, head=head_for(config))  # what the checkpoint records and --resume checks
+    check_train_config(config)
+    # What the checkpoint records and --resume checks: the resolved head and dataset path.
+    config = replace(config, head=head_for(config), data=resolved_data(config.data))
     device = resolve_device(config.device)
     root = dataset_root(config)
     train_set = VOCDataset(root, "train", cache_images=True)
     val_set = VOCDataset(root, "val", classes=train_set.classes, cache_images=True)
+    splits = {"train": train_set, "val": val_set}
+    if (Path(root) / "ImageSets" / "Main" / "test.txt").is_file():
+        splits["test"] = VOCDataset(root, "test", classes=train_set.classes, cache_images=True)
+    for split in ("val", "test"):
+        if split in splits:
+            require_evaluable(splits[split])
+    data_print = fingerprint(splits)
     classes = list(train_set.classes)
     model = model_for(config, len(classes))
     size = model.input_size
@@ -197,16 +202,33 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True) ->
         # The settings first: "trained with head='conv'" says more than an architecture mismatch.
         _check_resume(config, config_from_checkpoint(resume), resume)
         model, meta = load_checkpoint(resume, expect_arch=model.arch)
+        check_training_state(meta, resume)
+        check_fingerprint(meta.get("dataset"), meta.get("classes"), data_print, root, resume)
         opt = SGD(model, lr=schedule(0), momentum=config.momentum, weight_decay=config.weight_decay)
-        opt.load_state_dict(meta["optimizer"])
-        start_epoch, step = int(meta["epoch"]), int(meta["step"])
-        history, best_map = list(meta["history"]), float(meta["best_map"])
-        for layer, state in zip(_dropout_layers(model), meta["dropout_rng"]):
-            layer.rng.bit_generator.state = state
+        try:
+            opt.load_state_dict(meta["optimizer"])
+            start_epoch, step = int(meta["epoch"]), int(meta["step"])
+            history, best_map = list(meta["history"]), float(meta["best_map"])
+            for layer, state in zip(_dropout_layers(model), meta["dropout_rng"]):
+                layer.rng.bit_generator.state = state
+        except (KeyError, ValueError, TypeError) as e:
+            raise CheckpointError(f"{resume}: damaged training state ({type(e).__name__}: {e}); "
+                                  f"cannot resume") from None
         out = config.out or str(Path(resume).parent)
     else:
         out = config.out or f"runs/{time.strftime('%Y%m%d-%H%M%S')}"
+    out_dir = Path(out)
+    own_dir = resume is not None and out_dir.resolve() == Path(resume).resolve().parent
+    if out_dir.exists() and not out_dir.is_dir():
+        raise MinidetError(f"--out {out_dir}: exists and is not a directory")
+    if not force and not own_dir:
+        for name in Run.FILES:
+            refuse_existing(out_dir / name, force, " (a file of another run in --out)")
+    for split, dataset in splits.items():
+        check_images(dataset, config.workers)
     run = Run(out)
+    if resume is not None and not run.best.exists():
+        best_map = recover_best(run, resume, history, best_map, log)
     model.to(device)
 
     target_fn = partial(encode_targets, S=model.S, C=model.C)
@@ -265,7 +287,8 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True) ->
             history.append(record)
             improved = val["mAP"] > best_map
             best_map = max(best_map, val["mAP"])
-            meta = dict(classes=classes, config=settings, epoch=epoch + 1, step=step, history=history,
+            meta = dict(classes=classes, config=settings, dataset=data_print, epoch=epoch + 1, step=step,
+                        history=history,
                         best_map=best_map, optimizer=opt.state_dict(),
                         dropout_rng=[layer.rng.bit_generator.state for layer in _dropout_layers(model)])
             if improved:
@@ -279,31 +302,31 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True) ->
         np.seterr(**errstate)
         train_loader.close()
         val_loader.close()
-    return finish(run, history, classes, root, config, device, time.perf_counter() - t_start, log)
+    return finish(run, history, classes, splits, config, device, time.perf_counter() - t_start, log)
 
 
-def finish(run: Run, history, classes, root, config, device, seconds, log) -> dict:
-    """Test mAP of the best model, plots and a sheet of detections."""
+def finish(run: Run, history, classes, splits, config, device, seconds, log) -> dict:
+    """Test mAP of the best model, plots and a sheet of detections (each file written atomically)."""
     from .visualize import detection_sheet, plot_curves
 
     model, _ = load_checkpoint(run.best)
     model.to(device)
     result = {"run_dir": str(run.dir), "train_seconds": seconds,
               "val_mAP": max(h["val_mAP"] for h in history) if history else None}
-    test_path = Path(root) / "ImageSets" / "Main" / "test.txt"
-    if test_path.is_file():
-        test_set = VOCDataset(root, "test", classes=classes, cache_images=True)
-        with BatchLoader(test_set, config.batch_size, model.input_size, workers=config.workers) as loader:
+    if "test" in splits:
+        with BatchLoader(splits["test"], config.batch_size, model.input_size, workers=config.workers) as loader:
             test, _, _ = evaluate_loader(model, loader, device)
         result["test_mAP"] = test["mAP"]
         result["test_AP"] = {classes[c]: ap for c, ap in test["AP"].items()}
-    val_set = VOCDataset(root, "val", classes=classes)
-    with BatchLoader(val_set, 16, model.input_size, workers=1) as loader:
+    with BatchLoader(splits["val"], 16, model.input_size, workers=1) as loader:
         batch = next(iter(loader))
     dets = predict(model, batch.images, device)
-    detection_sheet(batch.images, dets, classes).save(run.dir / "detections.png")
+    with atomic_write(run.dir / "detections.png") as tmp, open(tmp, "wb") as f:
+        detection_sheet(batch.images, dets, classes).save(f, format="PNG")
     if history:
-        plot_curves(history, run.dir / "loss.png", run.dir / "map.png")
+        with atomic_write(run.dir / "loss.png") as t1, atomic_write(run.dir / "map.png") as t2, \
+                open(t1, "wb") as f1, open(t2, "wb") as f2:
+            plot_curves(history, f1, f2)
     run.write_metrics(history, {k: v for k, v in result.items() if k != "run_dir"})
     return result
 

@@ -195,3 +195,16 @@ def test_cupy_inputs():
     (boxes, scores, labels), = decode(cp.asarray(perfect_pred(target, 2)), S=7, B=2, C=3)
     assert_close(boxes, [[0.1, 0.2, 0.5, 0.7]], rtol=1e-12)
     assert labels.tolist() == [1]
+
+
+def test_decode_threshold_is_strict_at_the_boundary():
+    """A class-specific score exactly equal to score_threshold is dropped (scores greater than
+    it survive): conf 0.5 × class 0.5 = 0.25 exactly, in binary floating point."""
+    S, B, C = 1, 1, 2
+    pred = np.zeros((1, S, S, 5 * B + C), np.float32)
+    pred[0, 0, 0, :5] = (0.5, 0.5, 0.5, 0.5, 0.5)
+    pred[0, 0, 0, 5:] = (0.5, 0.0)
+    (_, at, _), = decode(pred, S=S, B=B, C=C, score_threshold=0.25)
+    assert at.shape == (0,)
+    (_, below, labels), = decode(pred, S=S, B=B, C=C, score_threshold=float(np.nextafter(0.25, 0)))
+    assert below.tolist() == [0.25] and labels.tolist() == [0]

@@ -80,7 +80,8 @@ def test_resize_is_chw_float_in_unit_range():
     image[..., 1] = 255
     out = resize(image, 32)
     assert out.shape == (3, 32, 32) and out.dtype == np.float32
-    np.testing.assert_allclose(out[1], 1.0) and np.testing.assert_allclose(out[[0, 2]], 0.0)
+    np.testing.assert_allclose(out[1], 1.0)
+    np.testing.assert_allclose(out[[0, 2]], 0.0)
     with pytest.raises(ValueError, match="uint8"):
         resize(image.astype(np.float32), 32)
 
@@ -95,3 +96,71 @@ def test_hsv_scale_matches_colorsys():
                 h, s, v = colorsys.rgb_to_hsv(*chw[:, y, x])
                 expected = colorsys.hsv_to_rgb(h, min(1.0, s * sat), min(1.0, v * exp))
                 np.testing.assert_allclose(out[:, y, x], expected, atol=1e-5)
+
+
+class Scripted:
+    """A stand-in generator that returns given values, in the order `augment` draws them:
+    scale, (tx, ty), the flip draw, saturation (factor, inversion draw), exposure (same)."""
+
+    def __init__(self, *values):
+        self.values = list(values)
+
+    def _next(self, low=None, high=None):
+        value = self.values.pop(0)
+        if low is not None:
+            assert np.all(low <= np.asarray(value)) and np.all(np.asarray(value) <= high), (value, low, high)
+        return value
+
+    def uniform(self, low, high, size=None):
+        value = self._next(low, high)
+        return np.asarray(value, dtype=float) if size is not None else value
+
+    def random(self):
+        return self._next()
+
+
+PLAIN = dict(scale=0.0, translate=0.0, flip=0.0, exposure=1.0, saturation=1.0)
+
+
+def test_scaling_is_about_the_centre_hand_computed():
+    """s = 0.5 about the centre maps u → 0.5·u + 0.25: the box [0.4, 0.2, 0.6, 0.4] becomes
+    [0.45, 0.35, 0.55, 0.45], and so do the red pixels (about the corner it would be
+    [0.2, 0.1, 0.3, 0.2])."""
+    image, boxes = picture((40, 20, 60, 40), size=(100, 100))
+    config = AugmentConfig(**{**PLAIN, "scale": 0.5})
+    rng = Scripted(0.5, [0.0, 0.0], 0.9, 1.0, 0.9, 1.0, 0.9)
+    chw, out, keep = augment(image, boxes, 100, rng, config)
+    assert not rng.values and keep.tolist() == [True]
+    np.testing.assert_allclose(out, [[0.45, 0.35, 0.55, 0.45]], atol=1e-6)
+    np.testing.assert_allclose(red_extent(chw), [0.45, 0.35, 0.55, 0.45], atol=1.01 / 100)
+
+
+def test_saturation_and_exposure_each_scale_their_own_channel_hand_computed():
+    """RGB (0.4, 0.2, 0.2) is V 0.4, S 0.5. Saturation × 1.5 (S 0.75) gives (0.4, 0.1, 0.1),
+    then exposure × 1.2 gives (0.48, 0.12, 0.12). Swapped (saturation 1.2, exposure 1.5) it
+    would be (0.6, 0.24, 0.24)."""
+    image = np.empty((20, 20, 3), np.uint8)
+    image[...] = (102, 51, 51)
+    config = AugmentConfig(**{**PLAIN, "saturation": 1.5, "exposure": 1.5})
+    rng = Scripted(1.0, [0.0, 0.0], 0.9, 1.5, 0.1, 1.2, 0.1)
+    chw, _, _ = augment(image, np.zeros((0, 4), np.float32), 20, rng, config)
+    assert not rng.values
+    np.testing.assert_allclose(chw[:, 10, 10], [0.48, 0.12, 0.12], atol=1e-6)
+    rng = Scripted(1.0, [0.0, 0.0], 0.9, 1.5, 0.9, 1.2, 0.9)  # both inverted: 1/1.5 and 1/1.2
+    chw, _, _ = augment(image, np.zeros((0, 4), np.float32), 20, rng, config)
+    # S × 2/3 = 1/3: c = 0.4 − (2/3)·0.2; then V × 1/1.2.
+    np.testing.assert_allclose(chw[:, 10, 10], np.array([0.4, 0.4 - 0.2 * 2 / 3, 0.4 - 0.2 * 2 / 3]) / 1.2,
+                               atol=1e-6)
+
+
+def test_visible_fraction_is_measured_on_the_unclipped_box():
+    """A box 0.2 wide pushed past the right edge keeps 25 % (kept) or 15 % (dropped) of its
+    area; measured on the clipped box it would always be 100 % and never dropped. Both
+    stay wider than min_side_px (5 and 3 pixels of 100), so only the 20 % rule decides."""
+    boxes = np.array([[0.7, 0.4, 0.9, 0.6]], np.float32)
+    out, keep = transform_boxes(boxes, 1.0, 0.25, 1.0, 0.0, 100)
+    assert keep.tolist() == [True]
+    np.testing.assert_allclose(out, [[0.95, 0.4, 1.0, 0.6]], atol=1e-6)
+    out, keep = transform_boxes(boxes, 1.0, 0.27, 1.0, 0.0, 100)
+    assert keep.tolist() == [False] and out.shape == (0, 4)
+    assert transform_boxes(boxes, 1.0, 0.27, 1.0, 0.0, 100, AugmentConfig(min_visible=0.1))[1].tolist() == [True]

@@ -93,3 +93,33 @@ def test_builtin_dataset_root_override_and_foreign_directory(tmp_path):
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(DatasetError, match="other"):
         builtin_dataset(root=tmp_path / "other", images=12)
+
+
+def test_a_failed_write_leaves_nothing_and_names_the_directory(tmp_path, monkeypatch):
+    """A full disk mid-way: one DatasetError naming the output; neither the output nor the
+    hidden staging directory is left behind, and a dataset already there is untouched."""
+    import errno
+
+    from PIL import Image
+
+    calls = {"n": 0}
+    real_save = Image.Image.save
+
+    def save(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", save)
+    with pytest.raises(DatasetError, match=r"synth.*No space left on device"):
+        generate(tmp_path / "synth", images=12, seed=0)
+    assert os.listdir(tmp_path) == []
+    monkeypatch.setattr(Image.Image, "save", real_save)
+    root = generate(tmp_path / "synth", images=12, seed=0)
+    before = files(root)
+    calls["n"] = 0
+    monkeypatch.setattr(Image.Image, "save", save)
+    with pytest.raises(DatasetError, match="No space left"):
+        generate(root, images=12, seed=1, force=True)
+    assert files(root) == before and os.listdir(tmp_path) == ["synth"]

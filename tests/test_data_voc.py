@@ -173,3 +173,84 @@ def test_image_size_disagreeing_with_annotation(tmp_path):
     write_item(tmp_path, "a", size=(40, 20))
     Image.new("RGB", (20, 20)).save(tmp_path / "JPEGImages" / "a.jpg")
     expect_error(tmp_path / "JPEGImages" / "a.jpg", lambda: VOCDataset(tmp_path)[0])
+
+
+# --- inputs read as users mean them (issue 10) ---------------------------------------------
+
+
+def test_byte_order_mark_in_split_file_and_classes_txt(tmp_path):
+    """Some editors start a UTF-8 file with a byte-order mark; it is not part of the first name."""
+    write_item(tmp_path, "000001", [obj("red_circle", (1, 1, 4, 4))])
+    (tmp_path / "classes.txt").write_bytes("\ufeffred_circle\nblue_square\n".encode("utf-8"))
+    split = tmp_path / "ImageSets" / "Main" / "train.txt"
+    split.write_bytes("\ufeff000001\n".encode("utf-8"))
+    assert read_classes(tmp_path) == ("red_circle", "blue_square")
+    ds = VOCDataset(tmp_path)
+    assert ds.names == ["000001"] and ds[0].labels.tolist() == [0]
+
+
+def _rotated_photo(root, name, orientation, suffix=".jpg"):
+    """A 40×20 picture as shown (red block at pixels x 5..14, y 2..7), stored turned a quarter
+    with the EXIF orientation that shows it upright; returns the picture as shown (H, W, 3)."""
+    shown = np.full((20, 40, 3), 40, np.uint8)
+    shown[2:8, 5:15] = (255, 0, 0)
+    # Orientation 6 is shown turned 90° clockwise, 8 turned 90° counter-clockwise.
+    stored = Image.fromarray(shown).transpose(Image.ROTATE_90 if orientation == 6 else Image.ROTATE_270)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    stored.save(root / "JPEGImages" / f"{name}{suffix}", format="PNG", exif=exif)
+    assert stored.size == (20, 40)
+    return shown
+
+
+@pytest.mark.parametrize("orientation", [6, 8])
+@pytest.mark.parametrize("with_size", [True, False])
+def test_exif_orientation_is_applied(tmp_path, orientation, with_size):
+    """Boxes are drawn on the picture as viewers show it: the decoded image is that picture,
+    and the size read from the header (no <size> in the XML) is the shown one."""
+    from minidet.data import decode_image
+
+    write_item(tmp_path, "a", [obj("dog", (6, 3, 15, 8))], size=(40, 20), with_size=with_size, image=False)
+    shown = _rotated_photo(tmp_path, "a", orientation)
+    sample = VOCDataset(tmp_path)[0]
+    assert sample.image.shape == (20, 40, 3)
+    assert np.array_equal(sample.image, shown)
+    np.testing.assert_allclose(sample.boxes, [[5 / 40, 2 / 20, 15 / 40, 8 / 20]], rtol=1e-6)
+    red = np.argwhere((sample.image == (255, 0, 0)).all(-1))
+    assert red.min(0).tolist() == [2, 5] and red.max(0).tolist() == [7, 14]
+    assert np.array_equal(decode_image(tmp_path / "JPEGImages" / "a.jpg"), shown)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN"])
+def test_non_finite_box_coordinates_are_refused(tmp_path, value):
+    write_item(tmp_path, "a", [obj("dog", (1, 1, 4, 4)), obj("cat", (1, 1, value, 4))])
+    message = expect_error(tmp_path / "Annotations" / "a.xml", lambda: VOCDataset(tmp_path))
+    assert "object 2" in message and "'cat'" in message and "non-finite" in message
+
+
+@pytest.mark.parametrize("suffix", [".jpeg", ".png", ".JPG", ".PNG"])
+def test_images_under_other_usual_extensions_are_found(tmp_path, suffix):
+    write_item(tmp_path, "a", [obj("dog", (1, 1, 4, 4))], image=False)
+    Image.new("RGB", (40, 20), (1, 2, 3)).save(tmp_path / "JPEGImages" / f"a{suffix}",
+                                               format="PNG" if "png" in suffix.lower() else "JPEG")
+    ds = VOCDataset(tmp_path)
+    assert ds.image_path(0) == tmp_path / "JPEGImages" / f"a{suffix}"
+    assert ds[0].image.shape == (20, 40, 3)
+
+
+def test_missing_image_says_which_extensions_were_tried(tmp_path):
+    write_item(tmp_path, "a", image=False)
+    message = expect_error(tmp_path / "JPEGImages" / "a.jpg", lambda: VOCDataset(tmp_path))
+    assert "tried a.jpg, a.jpeg, a.png, a.JPG" in message
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_decompression_bomb_is_refused_naming_the_file(tmp_path, monkeypatch):
+    write_item(tmp_path, "a", size=(40, 20))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 400)  # 800 pixels: over it (Pillow only warns)
+    ds = VOCDataset(tmp_path)
+    assert "decompression" in expect_error(tmp_path / "JPEGImages" / "a.jpg", lambda: ds[0])
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # over twice: Pillow raises its own error
+    assert "refused" in expect_error(tmp_path / "JPEGImages" / "a.jpg", lambda: ds[0])
+    write_item(tmp_path / "nosize", "b", size=(40, 20), with_size=False)
+    expect_error(tmp_path / "nosize" / "JPEGImages" / "b.jpg", lambda: VOCDataset(tmp_path / "nosize"))

@@ -61,13 +61,32 @@ def test_a_perfect_model_scores_map_one(tmp_path):
 
 
 def test_predict_restores_training_mode_and_evaluate_loader_runs(tmp_path):
+    """evaluate_loader runs the model in eval mode (the fully connected head's dropout off:
+    the detections are exactly those of the model put in eval mode by hand, and the same on
+    a second pass), scores them with `evaluate`, and leaves every layer in training mode."""
+    from minidet.eval import evaluate
+    from minidet.inference import EVAL_SCORE_THRESHOLD
+
     root = generate(tmp_path / "d", images=24, seed=2)
-    model = reduced_fast_yolo(56, 0.0625)
+    model = reduced_fast_yolo(56, 0.0625, head="fc")
+    assert any(type(layer).__name__ == "Dropout" for layer in model.layers)
+    head = [layer for layer in model.layers if "b" in layer.params][-1]
+    head.params["b"][...] = 0.5  # positive confidences and class scores: many detections to compare
+    dataset = VOCDataset(root, "val")
     model.train()
-    with BatchLoader(VOCDataset(root, "val"), 4, 56) as loader:
+    with BatchLoader(dataset, 4, 56) as loader:
         result, dets, truths = evaluate_loader(model, loader)
-    assert model.training
-    assert 0.0 <= result["mAP"] <= 1.0 and len(dets) == len(truths) == len(VOCDataset(root, "val"))
+        again = evaluate_loader(model, loader)[1]
+        assert model.training and all(layer.training for layer in model.layers)
+        model.eval()
+        by_hand = [d for batch in loader for d in predict(model, batch.images, score_threshold=EVAL_SCORE_THRESHOLD)]
+    assert len(dets) == len(truths) == len(dataset) == len(by_hand)
+    assert sum(len(d[1]) for d in dets) > 10 * len(dets)
+    for got, second, want in zip(dets, again, by_hand):
+        for a, b, c in zip(got, second, want):
+            np.testing.assert_array_equal(a, c)
+            np.testing.assert_array_equal(b, c)
+    assert result == evaluate(by_hand, truths, num_classes=model.C)
 
 
 def test_drawing_puts_boxes_where_they_belong():

@@ -151,3 +151,66 @@ def test_float64_input_to_float32_layer_gives_float64():
     layer = Conv2d(2, 3, 3, rng=np.random.default_rng(0))
     y = layer.forward(np.random.default_rng(1).standard_normal((1, 2, 5, 5)))
     assert y.dtype == np.float64
+
+
+def test_sequential_eval_and_train_reach_every_layer():
+    """eval() is passed to every layer (a Dropout left in training mode would drop units at
+    evaluation), train() too; two evaluation forwards of the same input agree exactly."""
+    rng = np.random.default_rng(0)
+    inner = Sequential(Linear(6, 6, rng=rng), Dropout(0.5, seed=1))
+    net = Sequential(Linear(4, 6, rng=rng), LeakyReLU(), Dropout(0.5, seed=0), inner, Linear(6, 3, rng=rng))
+    x = rng.standard_normal((5, 4)).astype(np.float32)
+
+    def every_layer(model):
+        for layer in model.layers:
+            yield layer
+            if isinstance(layer, Sequential):
+                yield from every_layer(layer)
+
+    assert net.eval() is net
+    assert [layer.training for layer in every_layer(net)] == [False] * 7 and not net.training
+    first, second = net.forward(x), net.forward(x)
+    np.testing.assert_array_equal(first, second)
+    no_dropout = Sequential(net.layers[0], net.layers[1], inner.layers[0], net.layers[4])
+    np.testing.assert_allclose(first, no_dropout.forward(x), rtol=1e-6)  # eval: Dropout is the identity
+    net.train()
+    assert [layer.training for layer in every_layer(net)] == [True] * 7 and net.training
+    assert not np.array_equal(net.forward(x), first)  # dropout is drawing masks again
+
+
+def test_cpu_maxpool_ties_go_to_the_first_maximum():
+    """Hand-computed: in each 2×2 window the gradient goes to the first maximum in row-major
+    order; overlapping windows (k 3, stride 1) sharing that position add there."""
+    x = np.array([[[[1., 5., 5., 0.],
+                    [5., 2., 5., 5.],
+                    [0., 0., 3., 3.],
+                    [0., 0., 3., 3.]]]], np.float32)
+    pool = MaxPool2d(2)
+    np.testing.assert_array_equal(pool.forward(x)[0, 0], [[5, 5], [0, 3]])
+    dx = pool.backward(np.array([[[[1., 2.], [3., 4.]]]], np.float32))
+    np.testing.assert_array_equal(dx[0, 0], [[0, 1, 2, 0],
+                                             [0, 0, 0, 0],
+                                             [3, 0, 4, 0],
+                                             [0, 0, 0, 0]])
+    flat = np.full((1, 1, 4, 4), 7.0)  # every entry ties: the first of each 3×3 window
+    pool3 = MaxPool2d(3, stride=1)
+    pool3.forward(flat)
+    dx = pool3.backward(np.ones((1, 1, 2, 2)))
+    np.testing.assert_array_equal(dx[0, 0], [[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
+
+
+def test_cpu_leaky_relu_at_exactly_zero_and_in_float32():
+    """At x = 0 the slope is a (y = 0 is not > 0), and float32 arithmetic stays float32: the
+    negative side is float32(a)·x rounded once, as a loop over the elements computes it."""
+    relu = LeakyReLU(0.1)
+    x = np.array([-2.0, -0.0, 0.0, 3.0], np.float32)
+    relu.forward(x)
+    np.testing.assert_array_equal(relu.backward(np.ones(4, np.float32)), np.float32([0.1, 0.1, 0.1, 1.0]))
+    values = np.random.default_rng(0).standard_normal(4096).astype(np.float32) * np.float32(3)
+    y = LeakyReLU(0.1).forward(values)
+    a = np.float32(0.1)
+    expected = np.array([v if v > 0 else a * v for v in values], np.float32)  # float32 × float32
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y, expected)
+    # The float64 slope rounds differently for some of these: the test can tell the two apart.
+    assert (np.float32(0.1 * values.astype(np.float64)) != expected).any()

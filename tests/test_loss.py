@@ -251,3 +251,29 @@ def test_cupy_matches_numpy():
         d = gpu.backward()
         assert isinstance(d, cp.ndarray) and d.dtype == dtype
         assert_close(d, cpu.backward(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_equal_iou_goes_to_the_first_predictor_hand_computed(dtype):
+    """Both predictors decode to the same box, conf 0.3 and 0.6: predictor 0 is responsible.
+    Hand-computed: the truth is 0.25 × 0.25 of the image, each prediction 0.0625 × 0.0625
+    (√w = 0.25) at the same centre, inside it, so IoU = (0.0625 / 0.25)² = 1/16; obj
+    (1/16 − 0.3)², noobj 0.5 · 0.6², coord 5 · 2 · (0.25 − √0.25)², and the conf gradients
+    2 (0.3 − IoU) and 2 · 0.5 · 0.6."""
+    target = empty_target()
+    put_object(target, 0, 1, 0, 0.5, 0.5, 0.25, 0.25, 1)             # truth: 0.25 × 0.25 of the image
+    pred = np.zeros((1, S, S, D), dtype)
+    for b, conf in ((0, 0.3), (1, 0.6)):
+        set_box(pred, 0, 1, 0, b, 0.5, 0.5, 0.25, 0.25, conf)       # 0.0625 × 0.0625, same centre
+    pred[0, 1, 0, 5 * B + 1] = 1.0                                  # the right class: no class loss
+    loss = YoloLoss(S=S, B=B, C=C)
+    value = loss.forward(pred, target.astype(dtype))
+    iou = 0.0625 ** 2 / 0.25 ** 2                                   # inside the truth: area ratio
+    assert loss.responsible[0, 1, 0] == 0
+    assert_close(loss.iou[0, 1, 0], iou, rtol=1e-6)
+    coord = 5.0 * 2 * (0.25 - 0.5) ** 2                             # sqrt_w, sqrt_h against √0.25
+    expected = {"coord": coord, "obj": (iou - 0.3) ** 2, "noobj": 0.5 * 0.6 ** 2, "cls": 0.0}
+    assert_close([loss.components[k] for k in expected], list(expected.values()), rtol=1e-6)
+    assert_close(value, sum(expected.values()), rtol=1e-6)
+    d = loss.backward()
+    assert_close([d[0, 1, 0, 4], d[0, 1, 0, 9]], [2 * (0.3 - iou), 2 * 0.5 * 0.6], rtol=1e-6)

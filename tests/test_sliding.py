@@ -169,7 +169,9 @@ def test_classify_windows_and_per_class(tiny_dataset):
     boxes = np.array([[0, 0, 0.5, 0.5], [0.01, 0, 0.5, 0.5], [0, 0, 0.5, 0.5]])
     scores, labels = np.array([0.9, 0.8, 0.7]), np.array([1, 1, 2])
     b, s, lab = per_class(boxes, scores, labels, lambda bb, ss: greedy_merge(bb, ss, 0.5))
-    assert_close(s, [1.7, 0.7], rtol=1e-12) and lab.tolist() == [1, 2]
+    assert_close(s, [1.7, 0.7], rtol=1e-12)
+    assert lab.tolist() == [1, 2]
     b, s, lab = per_class(boxes, scores, labels, lambda bb, ss: (bb[nms(bb, ss, 0.5)], ss[nms(bb, ss, 0.5)]))
-    assert_close(s, [0.9, 0.7], rtol=0) and lab.tolist() == [1, 2]
+    assert_close(s, [0.9, 0.7], rtol=0)
+    assert lab.tolist() == [1, 2]
     assert per_class(np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64), None)[0].shape == (0, 4)

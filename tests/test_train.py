@@ -210,3 +210,13 @@ def test_conv_head_run_resumes_exactly_and_refuses_another_head(tmp_path, tiny_v
     for name in w_straight:
         assert np.array_equal(w_straight[name], w_resumed[name]), name
     assert straight["run_dir"] == str(tmp_path / "straight")
+
+
+def test_warmup_schedule_is_counted_in_epochs():
+    """lr 1e-2, 2 warm-up epochs of 5 steps, 10 epochs: linear from 1e-4 over steps 0..10,
+    then a cosine down to 1e-4 at step 50 (half-way, step 30, at the mid-point)."""
+    schedule = train_module.schedule_for(TrainConfig(lr=1e-2, warmup_epochs=2, epochs=10), steps_per_epoch=5)
+    expected = {0: 1e-4, 5: 1e-4 + 0.5 * (1e-2 - 1e-4), 10: 1e-2, 30: 1e-4 + 0.5 * (1e-2 - 1e-4), 50: 1e-4}
+    assert [schedule(t) for t in expected] == pytest.approx(list(expected.values()), rel=1e-12)
+    half = train_module.schedule_for(TrainConfig(lr=1e-2, warmup_epochs=0.5, epochs=10), steps_per_epoch=8)
+    assert half(4) == pytest.approx(1e-2, rel=1e-12) and half(2) == pytest.approx(1e-4 + 0.5 * (1e-2 - 1e-4))

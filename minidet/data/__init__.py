@@ -2,6 +2,7 @@
 
 voc     — `VOCDataset`: a dataset in PASCAL VOC layout (images (H, W, 3) uint8 RGB,
           boxes normalized [x1, y1, x2, y2]).
+images  — `decode_image`: any image file as upright (H, W, 3) uint8 RGB, errors naming it.
 synth   — the built-in synthetic dataset (20 coloured shapes) written in VOC layout.
 augment — the paper's augmentation and the plain resize to (3, size, size) float32.
 loader  — `BatchLoader`: shuffled, augmented batches made by background threads.

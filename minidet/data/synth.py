@@ -19,6 +19,7 @@ arguments (with the same Pillow/libjpeg).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -31,6 +32,7 @@ import numpy as np
 from PIL import Image, ImageChops, ImageDraw
 
 from ..errors import DatasetError
+from ..files import os_error_message
 
 COLOURS = {
     "red": (220, 30, 30),
@@ -54,46 +56,126 @@ def split_sizes(images: int) -> dict[str, int]:
 
 
 def generate(out_dir, images: int = DEFAULT_IMAGES, seed: int = 0,
-             image_size: int = DEFAULT_IMAGE_SIZE) -> Path:
+             image_size: int = DEFAULT_IMAGE_SIZE, force: bool = False) -> Path:
     """Write the synthetic dataset in VOC layout to `out_dir` (created); return its path.
 
     Files: Annotations/NAME.xml, JPEGImages/NAME.jpg (image_size × image_size RGB, JPEG
     quality 90), ImageSets/Main/{train,val,test,trainval}.txt, classes.txt, synth.json
     (the arguments). Names are 000001, 000002, ...; the first images are train, then
     val, then test (see `split_sizes`).
+
+    `out_dir` must be missing or empty: a non-empty directory raises DatasetError unless
+    `force`, and even then only files this generator wrote there before (those of the
+    dataset its synth.json describes) are replaced or removed; a file of the same name
+    that it did not write (someone's VOC dataset also names its images 000001...) is
+    never touched, and refuses the run, before anything is written. The files are made
+    in a hidden sibling directory and moved into place at the end, so an error or an
+    interrupt leaves `out_dir` as it was.
     """
     if images < 1:
         raise ValueError(f"images must be at least 1, got {images}")
     if image_size < 16:
         raise ValueError(f"image_size must be at least 16 pixels, got {image_size}")
     out = Path(out_dir)
-    (out / "Annotations").mkdir(parents=True, exist_ok=True)
-    (out / "JPEGImages").mkdir(parents=True, exist_ok=True)
-    (out / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
     names = [f"{i + 1:06d}" for i in range(images)]
+    new_files = dataset_files(images)
+    replaced = _previous_files(out, new_files, force)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        stage.chmod(0o777 & ~_umask())  # mkdtemp's 0700 would otherwise become the dataset's
+        for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
+            (stage / sub).mkdir(parents=True)
 
-    def write(i: int) -> None:
-        image, objects = draw_image(np.random.default_rng([seed, i]), image_size)
-        image.save(out / "JPEGImages" / f"{names[i]}.jpg", quality=JPEG_QUALITY)
-        (out / "Annotations" / f"{names[i]}.xml").write_text(_xml(names[i], image_size, objects), encoding="utf-8")
+        def write(i: int) -> None:
+            image, objects = draw_image(np.random.default_rng([seed, i]), image_size)
+            image.save(stage / "JPEGImages" / f"{names[i]}.jpg", quality=JPEG_QUALITY)
+            (stage / "Annotations" / f"{names[i]}.xml").write_text(_xml(names[i], image_size, objects),
+                                                                   encoding="utf-8")
 
-    # Threads help a little (NumPy, Pillow and file writes release the GIL); each image has
-    # its own generator, so the bytes do not depend on the order the threads run in.
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        for _ in pool.map(write, range(images)):
-            pass
-    sizes = split_sizes(images)
-    start, splits = 0, {}
-    for split in ("train", "val", "test"):
-        splits[split] = names[start:start + sizes[split]]
-        start += sizes[split]
-    splits["trainval"] = splits["train"] + splits["val"]
-    for split, members in splits.items():
-        (out / "ImageSets" / "Main" / f"{split}.txt").write_text("".join(n + "\n" for n in members))
-    (out / "classes.txt").write_text("".join(c + "\n" for c in SYNTH_CLASSES))
-    meta = {"version": VERSION, "images": images, "seed": seed, "image_size": image_size}
-    (out / "synth.json").write_text(json.dumps(meta, sort_keys=True) + "\n")
+        # Threads help a little (NumPy, Pillow and file writes release the GIL); each image has
+        # its own generator, so the bytes do not depend on the order the threads run in.
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            for _ in pool.map(write, range(images)):
+                pass
+        sizes = split_sizes(images)
+        start, splits = 0, {}
+        for split in ("train", "val", "test"):
+            splits[split] = names[start:start + sizes[split]]
+            start += sizes[split]
+        splits["trainval"] = splits["train"] + splits["val"]
+        for split, members in splits.items():
+            (stage / "ImageSets" / "Main" / f"{split}.txt").write_text("".join(n + "\n" for n in members))
+        (stage / "classes.txt").write_text("".join(c + "\n" for c in SYNTH_CLASSES))
+        meta = {"version": VERSION, "images": images, "seed": seed, "image_size": image_size}
+        (stage / "synth.json").write_text(json.dumps(meta, sort_keys=True) + "\n")
+        if not out.exists() or not any(out.iterdir()):
+            os.replace(stage, out)  # a rename replaces an empty directory
+        else:
+            _move_into(stage, out, new_files, replaced)
+    except OSError as e:  # a full disk, a read-only file system: one error naming the place
+        raise DatasetError(f"{out}: cannot write the synthetic dataset ({os_error_message(e)})") from None
+    finally:
+        if stage.exists():
+            shutil.rmtree(stage, ignore_errors=True)
     return out
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def dataset_files(images: int) -> list[str]:
+    """The relative paths (POSIX) `generate(..., images=images)` writes."""
+    names = [f"{i + 1:06d}" for i in range(images)]
+    return ([f"Annotations/{n}.xml" for n in names] + [f"JPEGImages/{n}.jpg" for n in names]
+            + [f"ImageSets/Main/{s}.txt" for s in ("train", "val", "test", "trainval")]
+            + ["classes.txt", "synth.json"])
+
+
+def _previous_files(out: Path, new_files, force: bool) -> list[str]:
+    """The files of an earlier `generate` in `out` (to replace or remove); DatasetError if
+    `out` is not a directory, is not empty without `force`, or holds a file of a name this
+    run writes that an earlier run did not."""
+    if not out.exists():
+        return []
+    if not out.is_dir():
+        raise DatasetError(f"{out}: exists and is not a directory")
+    if not any(out.iterdir()):
+        return []
+    if not force:
+        raise DatasetError(f"{out}: the directory is not empty; choose a new or empty one (or add "
+                           f"--force to replace a synthetic dataset written there before; other files "
+                           f"are never touched)")
+    previous = []
+    marker = out / "synth.json"
+    if marker.is_file():
+        try:
+            meta = json.loads(marker.read_text(encoding="utf-8"))
+            previous = dataset_files(int(meta["images"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            previous = []
+    own = set(previous)
+    for rel in new_files:
+        if rel not in own and (out / rel).exists():
+            raise DatasetError(f"{out / rel}: exists and was not written by minidet data synth; "
+                               f"not replacing it (choose a new or empty directory)")
+    return [rel for rel in previous if (out / rel).is_file()]
+
+
+def _move_into(stage: Path, out: Path, new_files, previous) -> None:
+    """Move the staged files into `out`; remove the earlier run's files this one does not write."""
+    for rel in new_files:
+        target = out / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(stage / rel, target)
+    keep = set(new_files)
+    for rel in previous:
+        if rel not in keep:
+            with contextlib.suppress(FileNotFoundError):
+                (out / rel).unlink()
 
 
 def cache_dir() -> Path:

@@ -20,7 +20,7 @@ stop a run before training starts, not an hour into it); images are decoded on a
 """
 from __future__ import annotations
 
-import os
+import math
 import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from ..errors import DatasetError
+from .images import IMAGE_EXTENSIONS, decode_image, find_image, open_image, upright_size
 
 VOC_CLASSES = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -49,7 +50,8 @@ def read_classes(root) -> tuple[str, ...]:
     if not path.is_file():
         return VOC_CLASSES
     try:
-        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        # utf-8-sig: a byte-order mark (as some editors write) is not part of the first name.
+        names = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
     except (OSError, UnicodeDecodeError) as e:
         raise DatasetError(f"{path}: cannot read the class list ({e})") from None
     names = [n for n in names if n]
@@ -94,36 +96,6 @@ class Sample(NamedTuple):
     name: str
 
 
-def decode_image(path) -> np.ndarray:
-    """The image file at `path` as (H, W, 3) uint8 RGB; DatasetError naming it if it won't decode.
-
-    Grayscale, grayscale+alpha, RGBA, palette and CMYK images are converted to RGB (alpha
-    is dropped); 16-bit and float grayscale are scaled to 8 bits by their maximum.
-    """
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return to_rgb(img)
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: image file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DatasetError(f"{path}: cannot decode the image ({e})") from None
-
-
-def to_rgb(img: Image.Image) -> np.ndarray:
-    """A PIL image of any mode as (H, W, 3) uint8 RGB."""
-    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        a = np.asarray(img, dtype=np.float64)
-        peak = a.max() if a.size and a.max() > 0 else 1.0
-        g = np.clip(a * (255.0 / peak), 0, 255).astype(np.uint8)
-        return np.repeat(g[:, :, None], 3, axis=2)
-    if img.mode == "P" and "transparency" in img.info:
-        img = img.convert("RGBA")  # via RGBA, or PIL warns about the transparent palette entry
-    if img.mode != "RGB":
-        img = img.convert("RGB")
-    return np.asarray(img, dtype=np.uint8)
-
-
 class VOCDataset:
     """The images of one split of a VOC-layout dataset, with their normalized boxes.
 
@@ -152,6 +124,7 @@ class VOCDataset:
         self.clipped_boxes = 0
         self.dropped_boxes = 0
         self.names = self._read_split()
+        self._image_paths: list[Path] = []
         self.annotations = [self._read_annotation(name) for name in self.names]
         if self.clipped_boxes or self.dropped_boxes:
             warnings.warn(
@@ -168,7 +141,8 @@ class VOCDataset:
         return Sample(self.image(i), a.boxes, a.labels, a.difficult, a.truncated, a.name)
 
     def image_path(self, i: int) -> Path:
-        return self.root / "JPEGImages" / f"{self.names[i]}.jpg"
+        """The file of image i: JPEGImages/NAME with the first of IMAGE_EXTENSIONS that exists."""
+        return self._image_paths[i]
 
     def image(self, i: int) -> np.ndarray:
         """Image i as (H, W, 3) uint8 RGB (shared with the cache when caching: don't write to it)."""
@@ -196,7 +170,7 @@ class VOCDataset:
     def _read_split(self) -> list[str]:
         path = self.root / "ImageSets" / "Main" / f"{self.split}.txt"
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            lines = path.read_text(encoding="utf-8-sig").splitlines()
         except FileNotFoundError:
             raise DatasetError(f"{path}: split file not found") from None
         except (OSError, UnicodeDecodeError) as e:
@@ -205,7 +179,6 @@ class VOCDataset:
 
     def _read_annotation(self, name: str) -> Annotation:
         path = self.root / "Annotations" / f"{name}.xml"
-        image_path = self.root / "JPEGImages" / f"{name}.jpg"
         try:
             tree = ET.parse(path)
         except FileNotFoundError:
@@ -214,19 +187,26 @@ class VOCDataset:
             raise DatasetError(f"{path}: malformed XML ({e})") from None
         except OSError as e:
             raise DatasetError(f"{path}: cannot read the annotation ({e})") from None
-        if not os.path.isfile(image_path):
-            raise DatasetError(f"{image_path}: image file not found (named by {path.name})")
+        image_path = find_image(self.root / "JPEGImages", name)
+        if image_path is None:
+            tried = ", ".join(name + ext for ext in IMAGE_EXTENSIONS)
+            raise DatasetError(f"{self.root / 'JPEGImages' / name}.jpg: image file not found "
+                               f"(named by {path.name}; tried {tried})")
+        self._image_paths.append(image_path)
         root = tree.getroot()
         width, height = _size(root, path, image_path)
         rows, labels, difficult, truncated = [], [], [], []
-        for obj in root.iter("object"):
+        for k, obj in enumerate(root.iter("object")):
             cls = _text(obj, "name", path)
             if cls not in self._class_index:
                 raise DatasetError(f"{path}: class {cls!r} is not in the class list ({len(self.classes)} classes)")
             bb = obj.find("bndbox")
             if bb is None:
                 raise DatasetError(f"{path}: object {cls!r} has no <bndbox>")
-            xmin, ymin, xmax, ymax = (_number(bb, k, path) for k in ("xmin", "ymin", "xmax", "ymax"))
+            xmin, ymin, xmax, ymax = (_number(bb, tag, path) for tag in ("xmin", "ymin", "xmax", "ymax"))
+            if not all(math.isfinite(v) for v in (xmin, ymin, xmax, ymax)):
+                raise DatasetError(f"{path}: object {k + 1} ({cls!r}) has a non-finite box coordinate: "
+                                   f"xmin={xmin}, ymin={ymin}, xmax={xmax}, ymax={ymax}")
             box = np.array([(xmin - 1) / width, (ymin - 1) / height, xmax / width, ymax / height])
             clipped = np.clip(box, 0.0, 1.0)
             if (clipped != box).any():
@@ -287,7 +267,9 @@ def _size(root, path, image_path) -> tuple[int, int]:
         if width > 0 and height > 0:
             return width, height
     try:
-        with Image.open(image_path) as img:  # reads the header only
-            return img.size
+        with open_image(image_path) as img:  # reads the header only
+            return upright_size(img)
+    except DatasetError:
+        raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DatasetError(f"{image_path}: cannot read the image size ({e})") from None

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -21,26 +20,23 @@ import numpy as np
 
 from ..backend import to_numpy
 from ..errors import CheckpointError
+from ..files import atomic_write
 from .yolo import build
 
 FORMAT_VERSION = 1
+ZIP_MAGIC = b"PK\x03\x04"  # an .npz is a zip archive
+_MAGICS = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"\x93NUMPY": "a .npy array",
+           b"GIF8": "a GIF image"}
 
 
 def write_npz_atomic(path, arrays: dict):
-    """np.savez `arrays` to `path` via a temporary file and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    """np.savez `arrays` to `path` via a temporary file (`.NAME.XXXX.tmp`) and an atomic
+    rename; a failed write (full disk, read-only) raises FileWriteError naming `path`."""
+    with atomic_write(path) as tmp:
+        with open(tmp, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save(model, path, **metadata):
@@ -69,8 +65,19 @@ def load_checkpoint(path, expect_arch: dict | None = None):
     checkpoint, of another architecture than `expect_arch`, or its weights do not fit.
     """
     path = Path(path)
+    if path.is_dir():
+        hint = f" (it holds {path / 'last.npz'}: give that file)" if (path / "last.npz").is_file() else ""
+        raise CheckpointError(f"{path}: is a directory, not a checkpoint file{hint}")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(8)
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read the checkpoint ({e.strerror or e})") from None
+    if not magic.startswith(ZIP_MAGIC):
+        # np.load would try it as a pickle and advise allow_pickle: say what it is instead.
+        raise CheckpointError(f"{path}: not a .npz checkpoint ({_kind_of_file(magic)})")
     try:
         with np.load(path, allow_pickle=False) as z:
             files = {k: z[k] for k in z.files}
@@ -113,6 +120,19 @@ def load_checkpoint(path, expect_arch: dict | None = None):
 def load(path):
     """Load a model saved by `save` (see `load_checkpoint` for the metadata too)."""
     return load_checkpoint(path)[0]
+
+
+def _kind_of_file(magic: bytes) -> str:
+    for start, kind in _MAGICS.items():
+        if magic.startswith(start):
+            return f"it is {kind}"
+    if not magic:
+        return "the file is empty"
+    try:
+        magic.decode("utf-8")
+        return "it looks like a text file"
+    except UnicodeDecodeError:
+        return "it does not start as a zip archive"
 
 
 def _describe(arch) -> str:
