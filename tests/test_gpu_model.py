@@ -103,3 +103,20 @@ def test_gpu_model_script_labels_its_figures_as_predictions():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("PREDICTIONS") and "predicted" in proc.stdout
     assert "im2col 3×448²" in proc.stdout and "H200" in proc.stdout
+
+
+def test_gpu_check_script_stops_cleanly_without_a_gpu(tmp_path):
+    """benchmarks/gpu_check.sh parses, runs `minidet doctor`, and without a device exits 1 saying so."""
+    import os
+
+    from minidet.backend import gpu_available
+
+    script = BENCHMARKS / "gpu_check.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    if gpu_available():
+        pytest.skip("a GPU is here: the script would run the whole check")
+    env = dict(os.environ, PYTHON=sys.executable, GPU_CHECK_LOGS=str(tmp_path / "logs"))
+    proc = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "GPU path" in proc.stdout and "no usable GPU" in proc.stderr
+    assert (tmp_path / "logs" / "doctor.txt").read_text().startswith("python")
