@@ -131,9 +131,15 @@ def step_ops(batch: int = 64, size: int = 448, model=None):
         forward += f
         backward = b + backward
     cells, depth = 7 * 7, 30
-    params = sum(int(p[k].size) for _, p, _, k in model.named_parameters())
-    update = [Op("yolo_loss (fused)", F32 * batch * cells * (depth + 25 + depth + 4), numba=True),
-              Op("sgd gradient concatenation", F32 * 2 * params),
+    sizes = [int(p[k].size) for _, p, _, k in model.named_parameters()]
+    params = sum(sizes)
+    # The gradients' gather is xp.concatenate: one CuPy kernel for more than 8 arrays averaging
+    # under 2 MiB, else one copy per array (CuPy's rule, cupy/_core/_routines_manipulation.pyx).
+    if len(sizes) > 8 and F32 * params < 2 * 2**20 * len(sizes):
+        gather = [Op("sgd gradient concatenation", F32 * 2 * params)]
+    else:
+        gather = [Op(f"sgd gradient copy {j}", F32 * 2 * n) for j, n in enumerate(sizes)]
+    update = [Op("yolo_loss (fused)", F32 * batch * cells * (depth + 25 + depth + 4), numba=True), *gather,
               Op("sgd (one launch)", F32 * 5 * params, numba=True)]
     return forward, backward, update
 
