@@ -24,9 +24,17 @@ setup(
         "matplotlib>=3.7",
     ],
     extras_require={
+        # Choose by the CUDA version the driver supports (nvidia-smi's "CUDA Version", or
+        # `minidet doctor`): 12.x -> gpu-cuda12, 13.x -> gpu-cuda13. "gpu" is gpu-cuda12.
         "gpu": ["cupy-cuda12x>=13", "numba-cuda[cu12]>=0.4"],
+        "gpu-cuda12": ["cupy-cuda12x>=13", "numba-cuda[cu12]>=0.4"],
+        "gpu-cuda13": ["cupy-cuda13x>=13.6", "numba-cuda[cu13]>=0.30"],
         "notebooks": ["jupyter", "ipykernel"],
-        "test": ["pytest>=7", "nbclient>=0.7", "nbformat>=5", "ipykernel>=6"],
+        # The CUDA 13 compilers, for tests/test_kernels_sass.py (kernels to SASS, no GPU needed):
+        # NVVM and NVRTC for Numba's PTX, ptxas, and cuobjdump with the nvdisasm it runs.
+        "test": ["pytest>=7", "nbclient>=0.7", "nbformat>=5", "ipykernel>=6",
+                 "nvidia-cuda-nvcc==13.*", "nvidia-nvvm==13.*", "nvidia-cuda-nvrtc==13.*",
+                 "nvidia-cuda-cuobjdump==13.*", "nvidia-cuda-nvdisasm==13.*"],
         # Test-only: the parity test of the optimizer against torch.optim.SGD (CI installs it).
         "reference": ["torch==2.13.0"],
     },

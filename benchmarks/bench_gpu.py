@@ -9,14 +9,20 @@ What it measures, on one device, CUDA events after warm-up, medians:
   parameter shapes);
 - leaky ReLU and max-pool as achieved bandwidth against the measured device-to-device copy
   bandwidth (cupy.copyto of 1 GiB: bytes read + written);
-- the fused YOLO loss (forward and backward in one kernel) against copying the output to
-  the host + the NumPy YoloLoss + copying dpred back, and against minidet.loss.YoloLoss on
-  CuPy (wall clock with a device synchronisation: the host is part of what is compared);
+- the YOLO loss (forward and backward) by YoloLoss's two CuPy paths, the fused kernel
+  (gpu_path="fused") against the vectorised array code (gpu_path="vectorised"), and the
+  fused one against copying the output to the host + the NumPy YoloLoss + copying dpred
+  back (wall clock with a device synchronisation: the host is part of what is compared);
+- SGD over Fast YOLO's parameters: minidet.optim.SGD (one launch) against one launch per
+  parameter array and against torch.optim.SGD(foreach);
 - a whole training step of minidet.models.fast_yolo() (forward, fused loss, backward, SGD)
   against the same network in PyTorch (the same fused loss kernel gives PyTorch its dpred,
   so only the network and the optimizer differ), with TF32 off on both sides, then on.
   TF32 is switched by CUPY_TF32 for CuPy (read when CuPy is imported, hence one child
   process per setting) and by torch.backends flags for PyTorch.
+
+Beside each measurement it prints the time benchmarks/gpu_model.py PREDICTS for it on an
+H100 SXM or H200 (a roofline from datasheet figures, labelled as a prediction).
 
 Writes benchmarks/results/<device-name>.json and prints a table. With no GPU it says so
 and exits with status 0 without measuring anything.
@@ -37,6 +43,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 RESULTS = ROOT / "benchmarks" / "results"
 SLOPE = 0.1
@@ -207,28 +214,43 @@ def bench_kernels(batch, warmup, repeats, copy_gbps):
     del x, y, dy, dx, xt, yt, dyt
     _free()
 
-    # SGD over Fast YOLO's parameter shapes (one launch per array, as minidet.optim does).
+    # SGD over Fast YOLO's parameter shapes: minidet.optim.SGD (one launch for all of them,
+    # after one concatenation of the gradients) against one launch per array, and PyTorch.
+    from minidet.optim import SGD
+
     shapes = [(o, i, 3, 3) for i, o, _ in FAST_YOLO_CONVS] + [(o,) for _, o, _ in FAST_YOLO_CONVS]
     shapes += [(256, 50176), (256,), (4096, 256), (4096,), (1470, 4096), (1470,)]
     ws = [rng.standard_normal(sh, dtype=cp.float32) for sh in shapes]
     gs = [rng.standard_normal(sh, dtype=cp.float32) for sh in shapes]
     vs = [cp.zeros(sh, dtype=cp.float32) for sh in shapes]
 
-    def ours_step():
+    class Params:  # the optimizer's view of a model: named (params, grads, key) entries
+        def __init__(self):
+            self.params = {f"p{i}": w.copy() for i, w in enumerate(ws)}
+            self.grads = {f"p{i}": g for i, g in enumerate(gs)}
+
+        def named_parameters(self):
+            for key in self.params:
+                yield key, self.params, self.grads, key
+
+    opt = SGD(Params(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
+
+    def per_array():
         for w, g, v in zip(ws, gs, vs):
             sgd_update_gpu(w, g, v, 1e-3, 0.9, 5e-4 if w.ndim > 1 else 0.0)
 
-    ours = time_cupy(ours_step, warmup, repeats)
-    ref = None
+    n = sum(int(w.size) for w in ws)
+    ours = time_cupy(opt.step, warmup, repeats)
+    rows.append(row(f"sgd {n / 1e6:.1f}M params (one launch)", ours, time_cupy(per_array, warmup, repeats),
+                    f"sgd_update_gpu, {len(ws)} launches", 28 * n, copy_gbps))
     if torch is not None:
         params = [torch.nn.Parameter(torch.from_dlpack(w).clone()) for w in ws]
         for p, g in zip(params, gs):
             p.grad = torch.from_dlpack(g).clone()
-        opt = torch.optim.SGD(params, lr=1e-3, momentum=0.9, weight_decay=5e-4, foreach=True)
-        ref = time_torch(opt.step, warmup, repeats)
-    n = sum(int(w.size) for w in ws)
-    rows.append(row(f"sgd {n / 1e6:.1f}M params", ours, ref, "torch.optim.SGD(foreach)", 20 * n, copy_gbps))
-    del ws, gs, vs
+        opt_t = torch.optim.SGD(params, lr=1e-3, momentum=0.9, weight_decay=5e-4, foreach=True)
+        rows.append(row(f"sgd {n / 1e6:.1f}M params (one launch)", ours, time_torch(opt_t.step, warmup, repeats),
+                        "torch.optim.SGD(foreach)", 28 * n, copy_gbps))
+    del ws, gs, vs, opt
     _free()
     return rows
 
@@ -247,35 +269,38 @@ def random_targets(batch, S=7, C=20, seed=0):
     return t
 
 
-def bench_loss(batch, warmup, repeats):
+def bench_loss(batch, warmup, repeats, copy_gbps=None):
+    """YoloLoss on CuPy by its two paths (gpu_path="fused" / "vectorised"), forward and
+    backward, and the fused path against a round trip through the NumPy loss on the host."""
     import cupy as cp
 
-    from kernels.yolo_loss import yolo_loss_gpu
     from minidet.loss import YoloLoss
 
     pred = cp.random.default_rng(1).standard_normal((batch, 7, 7, 30), dtype=cp.float32) * 0.5
     target_h = random_targets(batch)
     target = cp.asarray(target_h)
-    dpred = cp.empty_like(pred)
+    fused_loss, vectorised_loss = YoloLoss(7, 2, 20, gpu_path="fused"), YoloLoss(7, 2, 20, gpu_path="vectorised")
 
     def fused():
-        yolo_loss_gpu(pred, target, 7, 2, 20, 5.0, 0.5, dpred=dpred)
+        fused_loss.forward(pred, target)
+        fused_loss.backward()
+
+    def vectorised():
+        vectorised_loss.forward(pred, target)
+        vectorised_loss.backward()
 
     def via_host():
         loss = YoloLoss(7, 2, 20)
         loss.forward(cp.asnumpy(pred), target_h)
         cp.asarray(loss.backward())
 
-    def cupy_vectorised():
-        loss = YoloLoss(7, 2, 20)
-        loss.forward(pred, target)
-        loss.backward()
-
+    # pred, target and dpred, and the (N·S·S, 4) per-cell parts: what the fused kernel moves.
+    nbytes = 2 * pred.nbytes + target.nbytes + batch * 49 * 4 * 4
     ours = time_wall(fused, warmup, repeats)
-    rows = [row("yolo loss fwd+bwd (fused kernel)", ours, time_wall(via_host, warmup, repeats),
-                "copy to host + NumPy YoloLoss + copy back")]
-    rows.append(row("yolo loss fwd+bwd (fused kernel)", ours, time_wall(cupy_vectorised, warmup, repeats),
-                    "minidet.loss.YoloLoss on CuPy"))
+    rows = [row("yolo loss fwd+bwd (fused kernel)", ours, time_wall(vectorised, warmup, repeats),
+                "YoloLoss(gpu_path='vectorised') on CuPy", nbytes, copy_gbps)]
+    rows.append(row("yolo loss fwd+bwd (fused kernel)", ours, time_wall(via_host, warmup, repeats),
+                    "copy to host + NumPy YoloLoss + copy back", nbytes, copy_gbps))
     return rows
 
 
@@ -356,7 +381,7 @@ def run_child(args):
     if not tf32:  # the kernels do no matrix products: TF32 changes nothing for them
         out["copy_bandwidth_GBps"] = copy_bandwidth(args.warmup, args.repeats)
         out["kernels"] = bench_kernels(args.batch, args.warmup, args.repeats, out["copy_bandwidth_GBps"])
-        out["loss"] = bench_loss(args.batch, args.warmup, args.repeats)
+        out["loss"] = bench_loss(args.batch, args.warmup, args.repeats, out["copy_bandwidth_GBps"])
     out["step"] = bench_step(args.batch, args.size, args.warmup, args.repeats)
     out["device"] = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)["name"].decode()
     Path(args.json_out).write_text(json.dumps(out))
@@ -372,10 +397,35 @@ def versions():
     return v
 
 
+def add_predictions(results, model=None):
+    """Each row's PREDICTED time from benchmarks/gpu_model.py (datasheet figures, no measurement)
+    as `predicted_ms`, beside the measured `minidet_ms`; rows of unmodelled devices get none."""
+    import gpu_model
+
+    device = gpu_model.device_for(results["device"])
+    results["model_device"] = device
+    if device is None:
+        return
+    spec, config = gpu_model.DEVICES[device], results["config"]
+    for section, rows in results["sections"].items():
+        tf32 = section.endswith("TF32 on")
+        step = None
+        for r in rows:
+            if r.get("bytes_moved"):
+                r["predicted_ms"] = 1e3 * gpu_model.Op(r["name"], r["bytes_moved"]).seconds(spec, tf32)
+            elif r["name"].startswith("fast_yolo"):
+                step = step or gpu_model.predict_step(device, tf32, config["batch"], config["size"], model=model)
+                r["predicted_ms"] = step["forward_ms" if "forward" in r["name"] else "step_ms"]
+
+
 def print_table(results):
     print(f"\n{results['device']}: batch {results['config']['batch']}, {results['config']['size']}², float32, "
           f"copy bandwidth {results.get('copy_bandwidth_GBps', float('nan')):.0f} GB/s")
-    print(f"{'':44s} {'minidet ms':>10s} {'ref ms':>9s} {'ratio':>6s} {'GB/s':>7s} {'%copy':>6s}  reference")
+    if results.get("model_device"):
+        print(f"'pred ms': PREDICTED by benchmarks/gpu_model.py for {results['model_device']} from datasheet "
+              f"figures (not measured); 'minidet ms' is the measurement")
+    print(f"{'':44s} {'minidet ms':>10s} {'pred ms':>8s} {'ref ms':>9s} {'ratio':>6s} {'GB/s':>7s} {'%copy':>6s}  "
+          f"reference")
     for section, rows in results["sections"].items():
         print(f"-- {section}")
         for r in rows:
@@ -384,7 +434,9 @@ def print_table(results):
             gbps = f"{r['achieved_GBps']:7.0f}" if r.get("achieved_GBps") else f"{'':>7s}"
             frac = (f"{100 * r['fraction_of_copy_bandwidth']:5.0f}%" if r.get("fraction_of_copy_bandwidth")
                     else f"{'':>6s}")
-            print(f"{r['name']:44s} {r['minidet_ms']:10.3f} {ref} {ratio} {gbps} {frac}  {r.get('reference') or ''}")
+            pred = f"{r['predicted_ms']:8.3f}" if r.get("predicted_ms") else f"{'-':>8s}"
+            print(f"{r['name']:44s} {r['minidet_ms']:10.3f} {pred} {ref} {ratio} {gbps} {frac}  "
+                  f"{r.get('reference') or ''}")
 
 
 def main(argv=None) -> int:
@@ -400,11 +452,11 @@ def main(argv=None) -> int:
         run_child(args)
         return 0
 
-    from minidet.backend import gpu_available
+    from minidet.backend import gpu_available, gpu_unavailable_reason
 
     if not gpu_available():
-        print("bench_gpu: no CUDA device (CuPy is not installed, sees no GPU, or NUMBA_ENABLE_CUDASIM is set); "
-              "nothing measured.")
+        print(f"bench_gpu: no CUDA device ({gpu_unavailable_reason()}); nothing measured. "
+              f"`minidet doctor` says what to install.")
         return 0
     if _torch() is None:
         print("bench_gpu: PyTorch with CUDA is not available; measuring minidet only (no reference column).")
@@ -433,6 +485,7 @@ def main(argv=None) -> int:
                 results["sections"][key] = child[key]
         results["sections"][f"training step, TF32 {setting}"] = child["step"]
 
+    add_predictions(results)
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", results["device"]).strip("-") or "gpu"
     out = RESULTS / f"{name}.json"

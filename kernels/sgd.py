@@ -1,13 +1,17 @@
 """The fused SGD update on the GPU: the CUDA twin of `minidet.optim.sgd_update`.
 
-    v ← μ·v + g + λ·w
+    v ← μ·v + g + λ·w      for the first `n_decayed` elements
+    v ← μ·v + g            for the rest (biases are not decayed)
     w ← w − lr·v
 
-Launch: one work item per parameter element (w.size of them) in a 1-D grid-stride loop
-(kernels/_launch.py), one launch per parameter array. Reads w, g, v; writes v and w IN
-PLACE (overwrites them; nothing is returned). One pass: 20 bytes moved per float32
-element, where the unfused CuPy form (four element-wise ops) moves about twice that.
-The scalars are passed in w's dtype so a float32 update is computed in float32.
+Launch: one work item per element of the flat arrays (w.size of them) in a 1-D
+grid-stride loop (kernels/_launch.py). `minidet.optim.SGD` keeps every parameter of one
+dtype as a view into one flat buffer, weights first and biases after, so the whole model
+is updated by ONE launch (Numba's dispatcher costs tens of µs a launch, more than the
+update of most layers' parameters). Reads w, g, v; writes v and w IN PLACE (overwrites
+them; nothing is returned). One pass: 20 bytes moved per float32 element, where the
+unfused CuPy form (four element-wise ops) moves about twice that. The scalars are passed
+in w's dtype so a float32 update is computed in float32.
 """
 from __future__ import annotations
 
@@ -16,9 +20,11 @@ from numba import cuda
 from ._launch import check_device_array, check_float, launch
 
 
-def _sgd_kernel(w, g, v, lr, momentum, decay):
+def _sgd_kernel(w, g, v, lr, momentum, decay, n_decayed):
+    zero = w.dtype.type(0)
     for i in range(cuda.grid(1), w.size, cuda.gridsize(1)):
-        vi = momentum * v[i] + g[i] + decay * w[i]
+        lam = decay if i < n_decayed else zero
+        vi = momentum * v[i] + g[i] + lam * w[i]
         v[i] = vi
         w[i] -= lr * vi
 
@@ -26,8 +32,9 @@ def _sgd_kernel(w, g, v, lr, momentum, decay):
 sgd_kernel = cuda.jit(_sgd_kernel)
 
 
-def sgd_update_gpu(w, g, v, lr: float, momentum: float, weight_decay: float):
-    """In place: v ← μv + g + λw; w ← w − lr·v. w and v C-contiguous, same shape and dtype as g."""
+def sgd_update_gpu(w, g, v, lr: float, momentum: float, weight_decay: float, n_decayed: int | None = None):
+    """In place: v ← μv + g + λw (λ only on the first n_decayed elements, all by default);
+    w ← w − lr·v. w and v C-contiguous, same shape and dtype; g the same shape."""
     where = "sgd_update_gpu"
     xp = check_device_array(w, where, "w")
     check_device_array(g, where, "g")
@@ -39,7 +46,10 @@ def sgd_update_gpu(w, g, v, lr: float, momentum: float, weight_decay: float):
         raise TypeError(f"{where}: v is {v.dtype}, w is {w.dtype}")
     if not (w.flags.c_contiguous and v.flags.c_contiguous):
         raise ValueError(f"{where}: w and v are updated in place and must be C-contiguous")
+    n_decayed = w.size if n_decayed is None else int(n_decayed)
+    if not 0 <= n_decayed <= w.size:
+        raise ValueError(f"{where}: n_decayed must be in [0, {w.size}], got {n_decayed}")
     g = xp.ascontiguousarray(g, dtype=w.dtype)
     t = w.dtype.type
     launch(sgd_kernel, w.size, w.reshape(-1), g.reshape(-1), v.reshape(-1),
-           t(lr), t(momentum), t(weight_decay))
+           t(lr), t(momentum), t(weight_decay), n_decayed)

@@ -16,13 +16,49 @@ DEVICES = ("cpu", "cuda")
 
 
 @functools.lru_cache(maxsize=1)
-def _cupy():
-    """The cupy module if it imports, else None (imported once, on first need)."""
+def _import_cupy():
+    """(cupy module or None, the exception that stopped its import or None); tried once."""
     try:
         import cupy  # noqa: F401  (optional dependency)
-    except Exception:  # ImportError, or a CUDA library that fails to load
-        return None
-    return cupy
+    except Exception as e:  # ImportError, or a CUDA library that fails to load
+        return None, e
+    return cupy, None
+
+
+def _cupy():
+    """The cupy module if it imports, else None (imported once, on first need)."""
+    return _import_cupy()[0]
+
+
+def gpu_unavailable_reason() -> str | None:
+    """Why `gpu_available()` is False, in one line with the underlying error; None when it is True.
+
+    CuPy not installed, installed but failing to import (a CUDA library missing or of the
+    wrong major version), no device seen, or the simulator switched on.
+    """
+    if simulator_enabled():
+        return "NUMBA_ENABLE_CUDASIM is set: Numba's CUDA simulator is a test harness, not a device"
+    cp, error = _import_cupy()
+    if cp is None:
+        if isinstance(error, ModuleNotFoundError) and error.name == "cupy":
+            return "CuPy is not installed"
+        return f"CuPy is installed but failed to import: {type(error).__name__}: {error}"
+    _, device_error = _device_count()
+    if device_error is not None:
+        return f"CuPy imported but found no CUDA device: {type(device_error).__name__}: {device_error}"
+    return None if gpu_available() else "CuPy sees no CUDA device (0 devices)"
+
+
+@functools.lru_cache(maxsize=1)
+def _device_count():
+    """(number of CUDA devices CuPy sees, the exception raised asking, or None)."""
+    cp = _cupy()
+    if cp is None:
+        return 0, None
+    try:
+        return int(cp.cuda.runtime.getDeviceCount()), None
+    except Exception as e:  # CUDARuntimeError: no driver, driver too old, no device
+        return 0, e
 
 
 def simulator_enabled() -> bool:
@@ -39,13 +75,7 @@ def gpu_available() -> bool:
     """
     if simulator_enabled():
         return False
-    cp = _cupy()
-    if cp is None:
-        return False
-    try:
-        return cp.cuda.runtime.getDeviceCount() > 0
-    except Exception:
-        return False
+    return _device_count()[0] > 0
 
 
 def get_array_module(*arrays):
@@ -82,10 +112,8 @@ def to_device(x, device: str):
     if device == "cpu":
         return to_numpy(x)
     if not gpu_available():
-        raise RuntimeError(
-            "to_device(x, 'cuda'): no GPU is available "
-            "(CuPy is not installed, sees no CUDA device, or Numba's CUDA simulator is on)"
-        )
+        raise RuntimeError(f"to_device(x, 'cuda'): no GPU is available: {gpu_unavailable_reason()} "
+                           f"(`minidet doctor` says more)")
     cp = _cupy()
     return cp.asarray(x)
 
@@ -105,6 +133,6 @@ def resolve_device(device: str) -> str:
     if device == "cuda" and not gpu_available():
         from .errors import MinidetError
 
-        raise MinidetError("device 'cuda' was asked for, but no GPU is available "
-                           "(is CuPy installed, and a CUDA device visible?)")
+        raise MinidetError(f"device 'cuda' was asked for, but no GPU is available: {gpu_unavailable_reason()} "
+                           f"(run `minidet doctor`)")
     return device

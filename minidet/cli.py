@@ -180,10 +180,20 @@ def build_parser():
                    help="write into a non-empty directory, replacing only a synthetic dataset written there "
                         "before (other files are never touched)")
     sub.add_parser("gradcheck", help="gradient-check every layer and the loss; print a table")
+    sub.add_parser("doctor", help="versions, driver, device, simulator; what to install for the GPU")
     return parser
 
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "detect": cmd_detect, "gradcheck": cmd_gradcheck}
+
+
+def cmd_doctor(args):
+    from .doctor import run
+
+    sys.exit(run())
+
+
+COMMANDS["doctor"] = cmd_doctor
 
 
 def _one_line_warning(message, category, filename, lineno, line=None):

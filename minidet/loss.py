@@ -108,9 +108,17 @@ class YoloLoss:
     After `forward`: `components` (dict of floats `coord`, `obj`, `noobj`, `cls`, each
     divided by N, summing to the loss), `responsible` (N, S, S) and `iou` (N, S, S) from
     `assign`.
+
+    gpu_path: on a CuPy pred, "fused" (one kernel for the loss and its gradient) or
+    "vectorised" (the array code below, as on the CPU). NumPy preds always take the latter.
     """
 
-    def __init__(self, S=7, B=2, C=20, lambda_coord=5.0, lambda_noobj=0.5):
+    GPU_PATHS = ("fused", "vectorised")
+
+    def __init__(self, S=7, B=2, C=20, lambda_coord=5.0, lambda_noobj=0.5, *, gpu_path="fused"):
+        if gpu_path not in self.GPU_PATHS:
+            raise ValueError(f"YoloLoss: gpu_path must be one of {self.GPU_PATHS}, got {gpu_path!r}")
+        self.gpu_path = gpu_path
         self.S, self.B, self.C = S, B, C
         self.lambda_coord, self.lambda_noobj = lambda_coord, lambda_noobj
         self.components = {}
@@ -138,7 +146,7 @@ class YoloLoss:
         self._check(pred, target)
         if pred.dtype.kind != "f":
             pred = pred.astype(xp.float64)
-        if xp is not np and assignment is None:
+        if xp is not np and assignment is None and self.gpu_path == "fused":
             return self._forward_gpu(pred, target)
         obj, t = _target_parts(pred, target)
         responsible, iou = assign(pred, target, self.B) if assignment is None else assignment

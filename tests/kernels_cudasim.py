@@ -25,7 +25,7 @@ import math
 import numpy as np
 import pytest
 
-from minidet.backend import simulator_enabled, to_numpy
+from minidet.backend import get_array_module, simulator_enabled, to_numpy
 from minidet.testing import assert_close
 
 pytestmark = pytest.mark.skipif(not simulator_enabled(),
@@ -300,6 +300,53 @@ def check_sgd(xp, dtype, weight_decay):
     assert_close(wd, w_ref, rtol=rtol_for(dtype), atol=rtol_for(dtype), name="sgd weight")
 
 
+def check_sgd_one_launch(xp, dtype, to_device=None):
+    """minidet.optim.SGD(multi_tensor=True): one kernel launch a step for every parameter,
+    against the per-parameter NumPy SGD; biases undecayed; a replaced parameter array
+    (model.to, a load) is picked up with its velocity kept."""
+    from kernels import sgd as kernel_module
+    from minidet.layers import Conv2d, Flatten, Linear, Sequential
+    from minidet.optim import SGD
+
+    def model():
+        rng = np.random.default_rng(3)
+        return Sequential(Conv2d(2, 3, 3, padding=1, rng=rng, dtype=dtype), Flatten(),
+                          Linear(3 * 4 * 4, 5, rng=rng, dtype=dtype))
+
+    ref, dev = model(), model()
+    if to_device is not None:
+        dev.to(to_device)
+    opt_ref = SGD(ref, lr=0.1, weight_decay=0.05, multi_tensor=False)
+    opt_dev = SGD(dev, lr=0.1, weight_decay=0.05, multi_tensor=True)
+    rng = np.random.default_rng(4)
+    launches = []
+    launch = kernel_module.launch
+    kernel_module.launch = lambda kernel, items, *args: (launches.append(items), launch(kernel, items, *args))[1]
+    try:
+        for step in range(4):
+            for (name, p_ref, g_ref, k), (_, p_dev, g_dev, _) in zip(ref.named_parameters(), dev.named_parameters()):
+                g = rng.standard_normal(p_ref[k].shape).astype(dtype)
+                g_ref[k], g_dev[k] = g, xp.asarray(g)
+            if step == 2:  # replace one parameter array, as model.to or a load does
+                layer = dev.layers[0]
+                layer.params["W"] = xp.asarray(to_numpy(layer.params["W"]).copy())
+            opt_ref.step()
+            opt_dev.step()
+            for (name, p_ref, _, k), (_, p_dev, _, _) in zip(ref.named_parameters(), dev.named_parameters()):
+                assert get_array_module(p_dev[k]) is xp
+                assert_close(p_dev[k], p_ref[k], rtol=rtol_for(dtype), atol=rtol_for(dtype),
+                             name=f"sgd one launch, step {step}, {name}")
+    finally:
+        kernel_module.launch = launch
+    total = sum(int(p[k].size) for _, p, _, k in dev.named_parameters())
+    assert launches == [total] * 4, f"expected one launch of {total} items a step, got {launches}"
+    state_ref, state_dev = opt_ref.state_dict(), opt_dev.state_dict()
+    assert sorted(state_dev) == sorted(state_ref)
+    for key in state_ref:
+        if key.startswith("velocity/"):
+            assert_close(state_dev[key], state_ref[key], rtol=rtol_for(dtype), atol=rtol_for(dtype), name=key)
+
+
 def check_yolo_loss(xp, dtype, case, lambda_coord=5.0, lambda_noobj=0.5):
     from kernels.yolo_loss import yolo_loss_gpu, yolo_loss_parts_gpu
 
@@ -361,6 +408,11 @@ def test_maxpool(dtype, k, stride):
 @pytest.mark.parametrize("weight_decay", [5e-4, 0.0])
 def test_sgd(dtype, weight_decay):
     check_sgd(np, dtype, weight_decay)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_sgd_one_launch_for_all_parameters(dtype):
+    check_sgd_one_launch(np, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])

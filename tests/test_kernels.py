@@ -78,24 +78,12 @@ def test_launch_config_covers_the_work():
 
 
 def _lowering_cases():
-    from numba import types
+    """Every kernel and dtype, with the signatures kernels/machine_code.py compiles to SASS."""
+    from kernels.machine_code import DTYPES, KERNELS, _signature, py_func
 
-    from kernels import im2col, leaky_relu, maxpool, sgd, yolo_loss
-
-    for ft in (types.float32, types.float64):
-        a1, a2, a4 = ft[::1], ft[:, ::1], ft[:, :, :, ::1]
-        i4, i64 = types.int32[:, :, :, ::1], types.int64
-        yield from [
-            (ft, "im2col", im2col.im2col_kernel, (a4, i64, i64, i64, i64, i64, a2)),
-            (ft, "col2im", im2col.col2im_kernel, (a2, i64, i64, i64, i64, i64, a4)),
-            (ft, "leaky_relu forward", leaky_relu.forward_kernel, (a1, ft, a1)),
-            (ft, "leaky_relu backward", leaky_relu.backward_kernel, (a1, a1, ft, a1)),
-            (ft, "maxpool forward", maxpool.forward_kernel, (a4, i64, i64, i64, i64, a4, i4)),
-            (ft, "maxpool backward gather", maxpool.backward_gather_kernel, (a4, i4, i64, i64, a4)),
-            (ft, "maxpool backward plane", maxpool.backward_plane_kernel, (a4, i4, a4)),
-            (ft, "sgd", sgd.sgd_kernel, (a1, a1, a1, ft, ft, ft)),
-            (ft, "yolo_loss", yolo_loss.yolo_loss_kernel, (a4, a4, i64, i64, ft, ft, ft, a4, a2)),
-        ]
+    for dtype in DTYPES:
+        for kernel in KERNELS:
+            yield dtype, kernel.name, py_func(kernel), _signature(kernel.args, dtype)
 
 
 @real_numba_cuda
@@ -114,7 +102,7 @@ def test_kernels_lower_for_the_cuda_target():
     failures = []
     for ft, name, kernel, sig in _lowering_cases():
         try:
-            lib, _ = _compile_pyfunc_with_fixup(kernel.py_func, sig, device=False, cc=(8, 0), opt=True, abi="numba")
+            lib, _ = _compile_pyfunc_with_fixup(kernel, sig, device=False, cc=(8, 0), opt=True, abi="numba")
             ir = lib.get_llvm_str()
         except Exception as e:  # noqa: BLE001
             if "NVVM" in type(e).__name__ or "nvvm" in str(e).lower() or "libNVVM" in str(e):
@@ -227,6 +215,13 @@ def test_gpu_sgd(dtype, weight_decay):
 @pytest.mark.gpu
 @needs_gpu
 @pytest.mark.parametrize("dtype", checks.DTYPES, ids=["f32", "f64"])
+def test_gpu_sgd_one_launch_for_all_parameters(dtype):
+    checks.check_sgd_one_launch(_cupy(), dtype, to_device="cuda")
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.parametrize("dtype", checks.DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("case", checks.YOLO_CASES)
 def test_gpu_yolo_loss(dtype, case):
     checks.check_yolo_loss(_cupy(), dtype, case)
@@ -314,24 +309,43 @@ def test_gpu_model_step_against_numpy(head):
         assert_close(g[k], expected, rtol=1e-3, atol=1e-4 * float(np.abs(expected).max()), name=name)
 
 
-@pytest.mark.gpu
-@needs_gpu
-def test_gpu_loss_against_numpy():
-    """The fused kernel and minidet.loss.YoloLoss on CuPy, both against NumPy float64."""
-    cp = _cupy()
-    from kernels.yolo_loss import yolo_loss_gpu
+def test_yolo_loss_gpu_path_is_checked():
     from minidet.loss import YoloLoss
 
-    pred, target, S, B, C, _ = checks.yolo_case("engineered", np.float32)
+    assert YoloLoss().gpu_path == "fused" and YoloLoss(gpu_path="vectorised").gpu_path == "vectorised"
+    with pytest.raises(ValueError, match="gpu_path"):
+        YoloLoss(gpu_path="fast")
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.parametrize("case", checks.YOLO_CASES)
+def test_gpu_loss_fused_against_vectorised(case):
+    """YoloLoss on CuPy by its two paths, the fused kernel and the vectorised array code,
+    against each other and both against NumPy float64."""
+    cp = _cupy()
+    from minidet.loss import YoloLoss
+
+    pred, target, S, B, C, _ = checks.yolo_case(case, np.float32)
     ref = YoloLoss(S, B, C)
     value = ref.forward(pred.astype(np.float64), target.astype(np.float64))
     dpred = ref.backward()
-    loss, comps, dpred_k = yolo_loss_gpu(cp.asarray(pred), cp.asarray(target), S, B, C, 5.0, 0.5)
-    assert_close(loss, value, rtol=1e-5)
-    assert_close(dpred_k, dpred, rtol=1e-5, atol=1e-6)
-    on_gpu = YoloLoss(S, B, C)
-    assert_close(on_gpu.forward(cp.asarray(pred), cp.asarray(target)), value, rtol=1e-5)
-    assert_close(on_gpu.backward(), dpred, rtol=1e-5, atol=1e-6)
+    fused, vectorised = YoloLoss(S, B, C, gpu_path="fused"), YoloLoss(S, B, C, gpu_path="vectorised")
+    v_fused = fused.forward(cp.asarray(pred), cp.asarray(target))
+    d_fused = fused.backward()
+    assert fused._cache[0] == "gpu", "the fused path did not run the kernel"
+    v_vec = vectorised.forward(cp.asarray(pred), cp.asarray(target))
+    d_vec = vectorised.backward()
+    assert vectorised._cache[0] != "gpu" and vectorised.responsible is not None, "the vectorised path ran the kernel"
+    assert isinstance(d_fused, cp.ndarray) and isinstance(d_vec, cp.ndarray)
+    assert_close(v_fused, v_vec, rtol=1e-5, name="loss fused vs vectorised")
+    assert_close(d_fused, d_vec, rtol=1e-5, atol=1e-6, name="dpred fused vs vectorised")
+    for name in ref.components:
+        assert_close(fused.components[name], vectorised.components[name], rtol=1e-5, atol=1e-7, name=name)
+    assert_close(v_fused, value, rtol=1e-5)
+    assert_close(d_fused, dpred, rtol=1e-5, atol=1e-6)
+    assert_close(v_vec, value, rtol=1e-5)
+    assert_close(d_vec, dpred, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.gpu
