@@ -26,7 +26,8 @@ setup(
     extras_require={
         "gpu": ["cupy-cuda12x>=13", "numba-cuda[cu12]>=0.4"],
         "notebooks": ["jupyter", "ipykernel"],
-        "test": ["pytest>=7", "nbclient>=0.7", "nbformat>=5", "ipykernel>=6"],
+        "test": ["pytest>=7", "nbclient>=0.7", "nbformat>=5", "ipykernel>=6", "nbconvert>=7"],
+        "book": ["nbclient>=0.7", "nbformat>=5", "ipykernel>=6", "nbconvert>=7"],  # python -m minidet.course build
     },
     entry_points={"console_scripts": ["minidet = minidet.cli:main"]},
 )
