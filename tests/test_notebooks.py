@@ -6,9 +6,12 @@ Each notebook runs with nbclient in a fresh `python3` kernel, in a temporary wor
 directory, with MPLBACKEND=Agg and XDG_CACHE_HOME pointing at one temporary directory shared
 by all the notebooks of the session, so the built-in dataset is generated once. Any error
 in any cell fails the test. The notebooks run with their quick settings (QUICK = True),
-which keep each well under the course's 3 minutes on an idle 2-core CPU (measured: chapter
-0 25 s with the dataset's generation, chapter 7 12 s, the others 4–6 s; a busy machine can
-take several times that).
+which keep each under the course's 3 minutes on an idle 2-core CPU. Chapter 7's quick mode
+trains a real detector (444 steps): one thread measured 0.20 s of CPU a step with its loader,
+so about 1.5 minutes of training on an idle machine, an estimate; on the shared development
+machine under load from parallel work it took 285 s with one thread, chapter 0 240 s, the
+others 11–25 s. Chapter 7 must print its test mAP, and it must be at least QUICK_MAP_FLOOR:
+the quick mode promises a working detector.
 
 The kernels get minidet's thread policy (see minidet/__init__.py: OMP_WAIT_POLICY=PASSIVE,
 OPENBLAS_THREAD_TIMEOUT=4, a setting already in the environment wins) in their environment,
