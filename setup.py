@@ -32,11 +32,12 @@ setup(
         "notebooks": ["jupyter", "ipykernel"],
         # The CUDA 13 compilers, for tests/test_kernels_sass.py (kernels to SASS, no GPU needed):
         # NVVM and NVRTC for Numba's PTX, ptxas, and cuobjdump with the nvdisasm it runs.
-        "test": ["pytest>=7", "nbclient>=0.7", "nbformat>=5", "ipykernel>=6",
+        "test": ["pytest>=7", "nbclient>=0.7", "nbformat>=5", "ipykernel>=6", "nbconvert>=7",
                  "nvidia-cuda-nvcc==13.*", "nvidia-nvvm==13.*", "nvidia-cuda-nvrtc==13.*",
                  "nvidia-cuda-cuobjdump==13.*", "nvidia-cuda-nvdisasm==13.*"],
         # Test-only: the parity test of the optimizer against torch.optim.SGD (CI installs it).
         "reference": ["torch==2.13.0"],
+        "book": ["nbclient>=0.7", "nbformat>=5", "ipykernel>=6", "nbconvert>=7"],  # python -m minidet.course build
     },
     entry_points={"console_scripts": ["minidet = minidet.cli:main"]},
 )

@@ -1,0 +1,8 @@
+"""The course's own helpers: what the notebooks of notebooks/ import besides the library.
+
+- `minidet.course.checks`: "implement, then check" — checkers that say pass or fail for a
+  reader's own code (a conv backward, IoU, NMS, a loss term), against the library.
+- `minidet.course.quick`: the small, easier dataset chapter 7 trains on in quick mode.
+- `minidet.course.book`: `python -m minidet.course build OUT` executes every chapter and
+  writes it as HTML with its outputs and a table of contents.
+"""
