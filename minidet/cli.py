@@ -86,9 +86,12 @@ def cmd_eval(args):
     with BatchLoader(dataset, args.batch_size, model.input_size) as loader:
         result, _, _ = evaluate_loader(model, loader, device, use_07_metric=args.voc07)
     named = {classes[c]: ap for c, ap in sorted(result["AP"].items())}
+    metric = "VOC2007 11-point" if args.voc07 else "VOC all-point"
+    print(f"metric: {metric} AP at IoU 0.5 ("
+          + ("recall thresholds numpy.arange(0, 1.1, 0.1), as the devkit's Python ports)" if args.voc07
+             else "area under the precision envelope, VOC2010+; --voc07 for the 11-point AP)"))
     for name, ap in named.items():
         print(f"  {name:<20} AP {ap:.3f}")
-    metric = "VOC2007 11-point" if args.voc07 else "VOC all-point"
     print(f"mAP@0.5 ({metric}) on {args.data} [{args.split}, {len(dataset)} images]: {result['mAP']:.4f}")
     if args.json:
         Path(args.json).write_text(json.dumps({"mAP": result["mAP"], "AP": named}, indent=1))
