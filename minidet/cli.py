@@ -128,6 +128,21 @@ def cmd_synth(args):
     print(f"wrote {args.images} images in VOC layout to {path}")
 
 
+def cmd_import_darknet(args):
+    from .models import save
+    from .models.darknet import classes_for, import_darknet
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise MinidetError(f"{out} exists; pass --force to overwrite it")
+    model = import_darknet(args.cfg, args.weights)
+    classes = classes_for(model.C, args.classes, args.cfg)
+    save(model, out, classes=list(classes), source={"cfg": str(args.cfg), "weights": str(args.weights)})
+    print(f"wrote {out}: {model.arch['name']} network of {args.cfg} ({model.num_parameters() / 1e6:.2f} M "
+          f"parameters, input {model.input_size}, S={model.S} B={model.B} C={model.C}); "
+          f"try: minidet detect --weights {out} IMAGE")
+
+
 def cmd_gradcheck(args):
     from .gradcheck import run_all
 
@@ -161,10 +176,17 @@ def build_parser():
     s.add_argument("--images", type=_positive_int, default=2400)
     s.add_argument("--seed", type=int, default=0)
     sub.add_parser("gradcheck", help="gradient-check every layer and the loss; print a table")
+    p = sub.add_parser("import-darknet", help="convert a darknet YOLO v1 cfg + .weights to a minidet checkpoint")
+    p.add_argument("cfg", help="darknet cfg (yolo.cfg / yolo-tiny.cfg of 2015, tiny-yolo.cfg of 2016)")
+    p.add_argument("weights", help="darknet .weights file for that cfg")
+    p.add_argument("out", help="checkpoint to write (.npz)")
+    p.add_argument("--classes", help="class names, one a line (default: the 20 VOC classes when C = 20)")
+    p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     return parser
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "detect": cmd_detect, "gradcheck": cmd_gradcheck}
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "detect": cmd_detect, "gradcheck": cmd_gradcheck,
+            "import-darknet": cmd_import_darknet}
 
 
 def _one_line_warning(message, category, filename, lineno, line=None):

@@ -272,4 +272,23 @@ def import_darknet(cfg_path, weights_path) -> YoloModel:
     return model.eval()
 
 
-__all__ = ["DarknetError", "read_cfg", "layer_specs", "darknet_model", "detection_permutation", "import_darknet"]
+def classes_for(C: int, classes_file=None, cfg="cfg") -> tuple:
+    """The class names of an imported network: one a line from `classes_file`, else the 20
+    PASCAL VOC classes when C = 20 (darknet's v1 networks are VOC detectors)."""
+    from ..data.voc import VOC_CLASSES
+
+    if classes_file is None:
+        if C != len(VOC_CLASSES):
+            raise DarknetError(f"{cfg}: the network has {C} classes; name them with --classes FILE (one a line)")
+        return VOC_CLASSES
+    try:
+        names = [line.strip() for line in Path(classes_file).read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise DarknetError(f"{classes_file}: cannot read the class names ({e})") from None
+    names = [n for n in names if n]
+    if len(names) != C:
+        raise DarknetError(f"{classes_file}: {len(names)} class names, but {cfg} has {C} classes")
+    return tuple(names)
+
+
+__all__ = ["classes_for", "DarknetError", "read_cfg", "layer_specs", "darknet_model", "detection_permutation", "import_darknet"]
