@@ -22,6 +22,7 @@ setup(
         "pillow>=10",
         "tqdm>=4.60",
         "matplotlib>=3.7",
+        "pyyaml>=5.1",  # data.yaml of YOLO-layout datasets
     ],
     extras_require={
         "gpu": ["cupy-cuda12x>=13", "numba-cuda[cu12]>=0.4"],

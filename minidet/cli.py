@@ -68,13 +68,13 @@ def cmd_train(args):
 
 
 def cmd_eval(args):
-    from .data import BatchLoader, VOCDataset
+    from .data import BatchLoader, open_dataset
     from .inference import evaluate_loader
     from .models import load_checkpoint
 
     model, meta = load_checkpoint(args.weights)
     classes = meta.get("classes")
-    dataset = VOCDataset(args.data, args.split, cache_images=False)
+    dataset = open_dataset(args.data, args.split, cache_images=False)  # VOC, COCO or YOLO layout
     if classes is not None and list(dataset.classes) != list(classes):
         raise MinidetError(f"{args.data}: its classes ({', '.join(dataset.classes[:4])}, ...) are not the "
                            f"classes {args.weights} was trained on ({', '.join(classes[:4])}, ...)")
@@ -143,6 +143,39 @@ def cmd_import_darknet(args):
           f"try: minidet detect --weights {out} IMAGE")
 
 
+def cmd_data_convert(args):
+    from .data.convert import convert
+
+    counts = convert(args.src, args.dst, args.to, force=args.force)
+    print(f"wrote {args.dst} in {args.to.upper()} layout: "
+          + ", ".join(f"{split} {n} images" for split, n in counts.items()))
+
+
+def cmd_data_stats(args):
+    from .data.layouts import detect_layout, open_dataset, splits_of
+    from .data.stats import dataset_stats, describe_stats
+
+    splits = [args.split] if args.split else splits_of(args.root)
+    if not splits:
+        raise MinidetError(f"{args.root}: no split found")
+    print(f"{args.root}: {detect_layout(args.root).upper()} layout")
+    for split in splits:
+        print(describe_stats(dataset_stats(open_dataset(args.root, split), S=args.S), split))
+
+
+def cmd_data_show(args):
+    from .data.layouts import open_dataset
+    from .data.stats import sample_sheet
+
+    dataset = open_dataset(args.root, args.split)
+    if len(dataset) == 0:
+        raise MinidetError(f"{args.root}: split {args.split} has no images")
+    out = sample_sheet(dataset, args.out, args.count, augment=args.augment, input_size=args.input_size,
+                       seed=args.seed)
+    print(f"wrote {out}: {min(args.count, len(dataset))} {'augmented ' if args.augment else ''}samples of "
+          f"{args.root} [{args.split}] with their boxes")
+
+
 def cmd_gradcheck(args):
     from .gradcheck import run_all
 
@@ -157,7 +190,7 @@ def build_parser():
     _add_train(sub)
     p = sub.add_parser("eval", help="VOC mAP of a checkpoint on a dataset split")
     p.add_argument("--weights", required=True, help="a checkpoint (.npz)")
-    p.add_argument("--data", required=True, help="dataset root in VOC layout")
+    p.add_argument("--data", required=True, help="dataset root in VOC, COCO or YOLO layout")
     p.add_argument("--split", default="test")
     p.add_argument("--json", help="also write {mAP, AP: {class: AP}} to this file")
     p.add_argument("--voc07", action="store_true", help="VOC2007 11-point AP instead of all-point")
@@ -175,6 +208,23 @@ def build_parser():
     s.add_argument("out", help="output directory")
     s.add_argument("--images", type=_positive_int, default=2400)
     s.add_argument("--seed", type=int, default=0)
+    s = data_sub.add_parser("convert", help="write a dataset in another layout (VOC, COCO or YOLO)")
+    s.add_argument("src", help="dataset root, any layout")
+    s.add_argument("dst", help="output directory (must not exist, unless --force)")
+    s.add_argument("--to", required=True, choices=["voc", "coco", "yolo"])
+    s.add_argument("--force", action="store_true", help="replace DST if it exists")
+    s = data_sub.add_parser("stats", help="images, objects per class, sizes, objects sharing a YOLO cell")
+    s.add_argument("root", help="dataset root, any layout")
+    s.add_argument("--split", help="one split (default: every split the dataset defines)")
+    s.add_argument("--S", type=_positive_int, default=7, help="grid size for the shared-cell count (default 7)")
+    s = data_sub.add_parser("show", help="a sheet of samples with their boxes (PNG)")
+    s.add_argument("root", help="dataset root, any layout")
+    s.add_argument("--split", default="train")
+    s.add_argument("--augment", action="store_true", help="as training sees them (the paper's augmentation)")
+    s.add_argument("--count", type=_positive_int, default=16)
+    s.add_argument("--input-size", type=_positive_int, default=224, help="side of each sample (default 224)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", default="samples.png")
     sub.add_parser("gradcheck", help="gradient-check every layer and the loss; print a table")
     p = sub.add_parser("import-darknet", help="convert a darknet YOLO v1 cfg + .weights to a minidet checkpoint")
     p.add_argument("cfg", help="darknet cfg (yolo.cfg / yolo-tiny.cfg of 2015, tiny-yolo.cfg of 2016)")
@@ -189,6 +239,9 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "detect": cmd_detect, "gradche
             "import-darknet": cmd_import_darknet}
 
 
+DATA_COMMANDS = {"synth": cmd_synth, "convert": cmd_data_convert, "stats": cmd_data_stats, "show": cmd_data_show}
+
+
 def _one_line_warning(message, category, filename, lineno, line=None):
     return f"minidet: warning: {' '.join(str(message).split())}\n"
 
@@ -198,7 +251,7 @@ def main(argv=None):
 
     warnings.formatwarning = _one_line_warning  # a user-facing note, not a source location
     args = build_parser().parse_args(argv)
-    command = cmd_synth if args.command == "data" else COMMANDS[args.command]
+    command = DATA_COMMANDS[args.data_command] if args.command == "data" else COMMANDS[args.command]
     try:
         command(args)
     except (MinidetError, FileNotFoundError, IsADirectoryError, PermissionError) as e:
