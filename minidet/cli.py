@@ -28,10 +28,17 @@ def _add_train(sub):
     p = sub.add_parser("train", help="train a model (default: the reduced Fast YOLO on the built-in dataset)",
                        description="Train a YOLO v1 model. Options left out take the defaults shown, or, "
                                    "with --resume, the settings of the resumed run.")
-    p.add_argument("--data", help="dataset root in VOC layout (default: the built-in synthetic dataset)")
+    p.add_argument("--data", action="append",
+                   help="dataset root in VOC, COCO or YOLO layout (default: the built-in synthetic dataset); "
+                        "repeat it to train on several datasets at once (same classes), e.g. VOC 2007 and 2012")
+    p.add_argument("--train-split", help="split to train on (default train, else trainval)")
+    p.add_argument("--val-split", help="split to validate on (default val, else 10 %% of the training split)")
+    p.add_argument("--test-split", help="split to test on, in every dataset that has it (default test)")
     p.add_argument("--model", choices=["reduced", "fast", "yolo"], help=f"architecture (default {d.model})")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help=f"(default {d.device})")
-    p.add_argument("--epochs", type=_positive_int, help=f"(default {d.epochs})")
+    p.add_argument("--epochs", type=_positive_int,
+                   help="(default: enough epochs for the built-in dataset's number of optimizer steps, "
+                        "20 epochs of 2000 images at batch 32)")
     p.add_argument("--batch-size", type=_positive_int, help=f"(default {d.batch_size})")
     p.add_argument("--input-size", type=_positive_int, help=f"reduced model's input side (default {d.input_size})")
     p.add_argument("--width", type=float, help=f"reduced model's width multiplier (default {d.width})")
@@ -62,6 +69,8 @@ def cmd_train(args):
         base.pop("out", None)
         base.pop("device", None)
         base.pop("workers", None)
+    if isinstance(given.get("data"), list) and len(given["data"]) == 1:
+        given["data"] = given["data"][0]
     config = TrainConfig(**{**base, **given})
     result = train(config, resume=args.resume, progress=not args.quiet)
     print(describe_result(result))
