@@ -59,9 +59,8 @@ class TrainConfig:
     # "fc"; the best "fc" recipe we found (--head fc --pretrain-epochs 3 --epochs 25
     # --warmup-epochs 5) reaches 0.19 on the test split in 9 minutes.
     head: str | None = None
-    # None: enough epochs for DEFAULT_STEPS optimizer steps, so a small dataset gets as many
-    # updates as the built-in one (20 epochs of its 2000 training images); the run records
-    # the number it used.
+    # None: enough epochs for DEFAULT_STEPS optimizer steps (a small dataset gets as many
+    # updates as the built-in one); the run records the number it used.
     epochs: int | None = None
     batch_size: int = 32
     lr: float = 1e-2                 # peak learning rate (after warm-up)
@@ -83,7 +82,8 @@ class TrainConfig:
 
 # What must be the same for a resumed run to continue the same training.
 RESULT_SETTINGS = ("data", "train_split", "val_split", "model", "input_size", "width", "head", "epochs",
-                   "batch_size", "lr", "warmup_epochs", "momentum", "weight_decay", "seed", "augment", "pretrain_epochs", "lambda_coord")
+                   "batch_size", "lr", "warmup_epochs", "momentum", "weight_decay", "seed", "augment",
+                   "pretrain_epochs", "lambda_coord")
 
 
 def head_for(config: TrainConfig) -> str:
@@ -114,20 +114,18 @@ def model_for(config: TrainConfig, num_classes: int):
         raise MinidetError(str(e)) from None
 
 
+def dataset_roots(config: TrainConfig) -> list:
+    """The run's dataset roots (`--data`, repeatable), or the built-in dataset."""
+    return [Path(d) for d in ([config.data] if isinstance(config.data, str) else config.data)] \
+        if config.data else [builtin_dataset()]
+
+
 def dataset_root(config: TrainConfig) -> Path:
-    """The first dataset root of the run (the built-in dataset when none is given)."""
     return dataset_roots(config)[0]
 
 
-def dataset_roots(config: TrainConfig) -> list:
-    if not config.data:
-        return [builtin_dataset()]
-    return [Path(d) for d in ([config.data] if isinstance(config.data, str) else config.data)]
-
-
-# The default run length: 20 epochs of the built-in dataset's 2000 training images at batch 32.
-DEFAULT_STEPS = 20 * (2000 // 32)
-SMALL_TRAIN_SPLIT = 1000  # images; below this, a run from scratch is warned about
+DEFAULT_STEPS = 20 * (2000 // 32)  # the default run: 20 epochs of the built-in 2000 images at batch 32
+SMALL_TRAIN_SPLIT = 1000           # images; below this, a run from scratch is warned about
 
 
 def epochs_for(config: TrainConfig, steps_per_epoch: int) -> int:
@@ -322,8 +320,7 @@ def finish(run: Run, history, classes, root, config, device, seconds, log, split
     model.to(device)
     result = {"run_dir": str(run.dir), "train_seconds": seconds,
               "val_mAP": max(h["val_mAP"] for h in history) if history else None}
-    splits = splits or training_splits(dataset_roots(config), config.train_split, config.val_split,
-                                       config.test_split)
+    splits = splits or training_splits(dataset_roots(config), config.train_split, config.val_split, config.test_split)
     result["splits"] = splits.record
     if splits.test is not None:
         test_set = splits.test

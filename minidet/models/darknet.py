@@ -291,4 +291,5 @@ def classes_for(C: int, classes_file=None, cfg="cfg") -> tuple:
     return tuple(names)
 
 
-__all__ = ["classes_for", "DarknetError", "read_cfg", "layer_specs", "darknet_model", "detection_permutation", "import_darknet"]
+__all__ = ["classes_for", "DarknetError", "read_cfg", "layer_specs", "darknet_model", "detection_permutation",
+           "import_darknet"]
