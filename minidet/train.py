@@ -30,7 +30,8 @@ import numpy as np
 
 from .backend import get_array_module, resolve_device, to_device
 from .boxes import encode_targets
-from .data import BatchLoader, VOCDataset, builtin_dataset
+from .data import BatchLoader, builtin_dataset
+from .data.splits import training_splits
 from .errors import CheckpointError, MinidetError
 from .files import atomic_write, refuse_existing
 from .inference import evaluate_loader, predict
@@ -52,7 +53,10 @@ class TrainingDiverged(MinidetError):
 class TrainConfig:
     """Every setting of a run. Those in RESULT_SETTINGS must match when resuming."""
 
-    data: str | None = None          # VOC-layout root; None: the built-in synthetic dataset
+    data: str | list | None = None   # dataset root(s), VOC, COCO or YOLO layout; None: the built-in one
+    train_split: str | None = None   # None: train, else trainval (data/splits.py)
+    val_split: str | None = None     # None: val, else 10 % of the training split held out
+    test_split: str = "test"         # tested on by every root that has it
     model: str = "reduced"           # reduced | fast | yolo
     input_size: int = 112            # reduced only (fast and yolo take 448)
     width: float = 0.25              # reduced only
@@ -63,7 +67,9 @@ class TrainConfig:
     # "fc"; the best "fc" recipe we found (--head fc --pretrain-epochs 3 --epochs 25
     # --warmup-epochs 5) reaches 0.19 on the test split in 9 minutes.
     head: str | None = None
-    epochs: int = 20
+    # None: enough epochs for DEFAULT_STEPS optimizer steps (a small dataset gets as many
+    # updates as the built-in one); the run records the number it used.
+    epochs: int | None = None
     batch_size: int = 32
     lr: float = 1e-2                 # peak learning rate (after warm-up)
     warmup_epochs: float = 2.0       # linear warm-up from lr/100
@@ -83,8 +89,9 @@ class TrainConfig:
 
 
 # What must be the same for a resumed run to continue the same training.
-RESULT_SETTINGS = ("data", "model", "input_size", "width", "head", "epochs", "batch_size", "lr", "warmup_epochs",
-                   "momentum", "weight_decay", "seed", "augment", "pretrain_epochs", "lambda_coord")
+RESULT_SETTINGS = ("data", "train_split", "val_split", "model", "input_size", "width", "head", "epochs",
+                   "batch_size", "lr", "warmup_epochs", "momentum", "weight_decay", "seed", "augment",
+                   "pretrain_epochs", "lambda_coord")
 
 
 def head_for(config: TrainConfig) -> str:
@@ -115,13 +122,32 @@ def model_for(config: TrainConfig, num_classes: int):
         raise MinidetError(str(e)) from None
 
 
+def dataset_roots(config: TrainConfig) -> list:
+    """The run's dataset roots (`--data`, repeatable), or the built-in dataset."""
+    return [Path(d) for d in ([config.data] if isinstance(config.data, str) else config.data)] \
+        if config.data else [builtin_dataset()]
+
+
 def dataset_root(config: TrainConfig) -> Path:
-    return Path(config.data) if config.data else builtin_dataset()
+    return dataset_roots(config)[0]
+
+
+DEFAULT_STEPS = 20 * (2000 // 32)  # the default run: 20 epochs of the built-in 2000 images at batch 32
+SMALL_TRAIN_SPLIT = 1000           # images; below this, a run from scratch is warned about
+
+
+def epochs_for(config: TrainConfig, steps_per_epoch: int) -> int:
+    """config.epochs, or (None) the epochs that make at least DEFAULT_STEPS optimizer steps."""
+    return config.epochs if config.epochs is not None else max(1, math.ceil(DEFAULT_STEPS / steps_per_epoch))
 
 
 def resolved_data(data):
-    """The dataset path a checkpoint records: absolute, so a resume from elsewhere finds it."""
-    return str(Path(data).resolve()) if data else data
+    """The dataset path(s) a checkpoint records: absolute, so a resume from elsewhere finds them."""
+    if not data:
+        return data
+    if isinstance(data, str):
+        return str(Path(data).resolve())
+    return [str(Path(d).resolve()) for d in data]
 
 
 def schedule_for(config: TrainConfig, steps_per_epoch: int) -> WarmupCosineLR:
@@ -177,11 +203,13 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True, fo
     config = replace(config, head=head_for(config), data=resolved_data(config.data))
     device = resolve_device(config.device)
     root = dataset_root(config)
-    train_set = VOCDataset(root, "train", cache_images=True)
-    val_set = VOCDataset(root, "val", classes=train_set.classes, cache_images=True)
+    chosen = training_splits(dataset_roots(config), config.train_split, config.val_split, config.test_split)
+    for note in chosen.notes:
+        log(note)
+    train_set, val_set = chosen.train, chosen.val
     splits = {"train": train_set, "val": val_set}
-    if (Path(root) / "ImageSets" / "Main" / "test.txt").is_file():
-        splits["test"] = VOCDataset(root, "test", classes=train_set.classes, cache_images=True)
+    if chosen.test is not None:
+        splits["test"] = chosen.test
     for split in ("val", "test"):
         if split in splits:
             require_evaluable(splits[split])
@@ -193,6 +221,12 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True, fo
     if steps_per_epoch == 0:
         raise MinidetError(f"{root}: the train split has {len(train_set)} images, fewer than one batch "
                            f"of {config.batch_size}")
+    config = replace(config, epochs=epochs_for(config, steps_per_epoch))
+    if len(train_set) < SMALL_TRAIN_SPLIT and resume is None:
+        # On stdout with the run's other lines: stderr's one line is kept for errors.
+        log(f"warning: the training split has {len(train_set)} images: trained from scratch (no pretrained "
+            f"weights), a detector learns little from so few; expect a low mAP. The run makes "
+            f"{config.epochs * steps_per_epoch} optimizer steps ({config.epochs} epochs)")
     schedule = schedule_for(config, steps_per_epoch)
     opt = SGD(model, lr=schedule(0), momentum=config.momentum, weight_decay=config.weight_decay)
     loss_fn = YoloLoss(S=model.S, B=model.B, C=model.C, lambda_coord=config.lambda_coord)
@@ -294,7 +328,7 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True, fo
             if improved:
                 save(model, run.best, **meta)
             save(model, run.last, **meta)
-            run.write_metrics(history)
+            run.write_metrics(history, {"splits": splits.record})
             log(f"epoch {epoch + 1}/{config.epochs}: loss {record['loss']:.3f} (coord {record['coord']:.3f}, "
                 f"obj {record['obj']:.3f}, noobj {record['noobj']:.3f}, cls {record['cls']:.3f}), "
                 f"val mAP@0.5 {val['mAP']:.3f}{' (best)' if improved else ''}, {record['seconds']:.0f} s")
@@ -302,17 +336,22 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True, fo
         np.seterr(**errstate)
         train_loader.close()
         val_loader.close()
-    return finish(run, history, classes, splits, config, device, time.perf_counter() - t_start, log)
+    return finish(run, history, classes, splits, config, device, time.perf_counter() - t_start, log,
+                  chosen.record)
 
 
-def finish(run: Run, history, classes, splits, config, device, seconds, log) -> dict:
-    """Test mAP of the best model, plots and a sheet of detections (each file written atomically)."""
+def finish(run: Run, history, classes, splits, config, device, seconds, log, record=None) -> dict:
+    """Test mAP of the best model, plots and a sheet of detections (each file written atomically).
+    `splits` maps "train", "val" and (when there is one) "test" to their datasets; `record` is
+    what metrics.json says of how they were chosen."""
     from .visualize import detection_sheet, plot_curves
 
     model, _ = load_checkpoint(run.best)
     model.to(device)
     result = {"run_dir": str(run.dir), "train_seconds": seconds,
               "val_mAP": max(h["val_mAP"] for h in history) if history else None}
+    if record is not None:
+        result["splits"] = record
     if "test" in splits:
         with BatchLoader(splits["test"], config.batch_size, model.input_size, workers=config.workers) as loader:
             test, _, _ = evaluate_loader(model, loader, device)
