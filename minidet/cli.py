@@ -29,7 +29,8 @@ def _add_train(sub):
                        description="Train a YOLO v1 model. Options left out take the defaults shown, or, "
                                    "with --resume, the settings of the resumed run.")
     p.add_argument("--data", help="dataset root in VOC layout (default: the built-in synthetic dataset)")
-    p.add_argument("--model", choices=["reduced", "fast", "yolo"], help=f"architecture (default {d.model})")
+    p.add_argument("--model", choices=["reduced", "fast", "yolo", "ssd"],
+                   help=f"architecture (default {d.model}; ssd: SSD-lite on the reduced model's convolutions)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help=f"(default {d.device})")
     p.add_argument("--epochs", type=_positive_int, help=f"(default {d.epochs})")
     p.add_argument("--batch-size", type=_positive_int, help=f"(default {d.batch_size})")

@@ -34,6 +34,7 @@ from .loss import YoloLoss
 from .models import build, load_checkpoint, save
 from .optim import SGD, WarmupCosineLR
 from .pretrain import pretrain
+from .ssd.task import SSDTargets, SSDTrainingLoss, check_settings, ssd_arch
 
 
 class TrainingDiverged(MinidetError):
@@ -45,7 +46,7 @@ class TrainConfig:
     """Every setting of a run. Those in RESULT_SETTINGS must match when resuming."""
 
     data: str | None = None          # VOC-layout root; None: the built-in synthetic dataset
-    model: str = "reduced"           # reduced | fast | yolo
+    model: str = "reduced"           # reduced | fast | yolo | ssd (minidet.models.ssd_lite)
     input_size: int = 112            # reduced only (fast and yolo take 448)
     width: float = 0.25              # reduced only
     # reduced only: "conv" (a 1×1 convolution shared by all cells, YOLO v2's head) or "fc"
@@ -80,7 +81,11 @@ RESULT_SETTINGS = ("data", "model", "input_size", "width", "head", "epochs", "ba
 
 
 def head_for(config: TrainConfig) -> str:
-    """The head the run uses: `config.head`, or its default for the model (see TrainConfig)."""
+    """The head the run uses: `config.head`, or its default for the model (see TrainConfig).
+    None for SSD, whose predictors are part of its architecture (its YOLO-only settings are refused)."""
+    if config.model == "ssd":
+        check_settings(config)
+        return None
     head = config.head if config.head is not None else ("conv" if config.model == "reduced" else "fc")
     if head not in ("fc", "conv"):
         raise MinidetError(f"--head must be fc or conv, got {head!r}")
@@ -99,8 +104,10 @@ def model_for(config: TrainConfig, num_classes: int):
         arch = {"name": "fast_yolo", "kwargs": dict(S=7, B=2, C=num_classes, seed=config.seed)}
     elif config.model == "yolo":
         arch = {"name": "yolo_v1", "kwargs": dict(S=7, B=2, C=num_classes, seed=config.seed)}
+    elif config.model == "ssd":
+        arch = ssd_arch(config, num_classes)
     else:
-        raise MinidetError(f"--model must be reduced, fast or yolo, got {config.model!r}")
+        raise MinidetError(f"--model must be reduced, fast, yolo or ssd, got {config.model!r}")
     try:
         return build(arch)
     except ValueError as e:
@@ -155,10 +162,10 @@ class Run:
         tmp.replace(self.json)
 
 
-def _check_resume(config: TrainConfig, saved: dict, path):
+def _check_resume(config: TrainConfig, saved: dict, path, keys=RESULT_SETTINGS):
     # Checkpoints from before the `head` setting all had the fully connected head.
     saved = {"head": "fc", **saved}
-    for key in RESULT_SETTINGS:
+    for key in keys:
         if saved.get(key) != getattr(config, key):
             raise CheckpointError(f"--resume {path}: the run was trained with {key}={saved.get(key)!r}, "
                                   f"this run asks for {key}={getattr(config, key)!r}")
@@ -176,6 +183,8 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True) ->
     """Run (or resume) a training; returns {"test_mAP", "val_mAP", "run_dir", ...}."""
     from tqdm import tqdm
 
+    if resume is not None:  # another model first: its other settings (--head) would only confuse
+        _check_resume(config, config_from_checkpoint(resume), resume, keys=("model",))
     config = replace(config, head=head_for(config))  # what the checkpoint records and --resume checks
     device = resolve_device(config.device)
     root = dataset_root(config)
@@ -190,7 +199,11 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True) ->
                            f"of {config.batch_size}")
     schedule = schedule_for(config, steps_per_epoch)
     opt = SGD(model, lr=schedule(0), momentum=config.momentum, weight_decay=config.weight_decay)
-    loss_fn = YoloLoss(S=model.S, B=model.B, C=model.C, lambda_coord=config.lambda_coord)
+    if config.model == "ssd":
+        loss_fn, target_fn = SSDTrainingLoss(), SSDTargets(model.priors)
+    else:
+        loss_fn = YoloLoss(S=model.S, B=model.B, C=model.C, lambda_coord=config.lambda_coord)
+        target_fn = partial(encode_targets, S=model.S, C=model.C)
     start_epoch, step, history, best_map = 0, 0, [], -1.0
 
     if resume is not None:
@@ -209,7 +222,6 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True) ->
     run = Run(out)
     model.to(device)
 
-    target_fn = partial(encode_targets, S=model.S, C=model.C)
     if resume is None and config.pretrain_epochs > 0:
         # Its own shuffles and augmentations (seed + 1): the detection epochs stay those of a
         # run without pretraining. Overflow is reported by the loss check, not as warnings.
@@ -232,7 +244,7 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True) ->
         for epoch in range(start_epoch, config.epochs):
             model.train()
             t0 = time.perf_counter()
-            sums = dict(loss=0.0, coord=0.0, obj=0.0, noobj=0.0, cls=0.0)
+            sums = dict(loss=0.0)
             bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
                        disable=not progress, mininterval=1.0, dynamic_ncols=True)
             for batch in bar:
@@ -244,12 +256,13 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True) ->
                         f"the loss became {value} at epoch {epoch + 1}, step {step} (lr {opt.lr:.3g}); "
                         f"stopped. The last good checkpoint is {run.last if run.last.exists() else 'none yet'}; "
                         f"try a lower --lr")
-                model.backward(loss_fn.backward())
+                grad = loss_fn.backward()   # SSD: (dloc, dconf)
+                model.backward(*grad) if isinstance(grad, tuple) else model.backward(grad)
                 opt.step()
                 step += 1
                 sums["loss"] += value
                 for k, v in loss_fn.components.items():
-                    sums[k] += v
+                    sums[k] = sums.get(k, 0.0) + v
                 bar.set_postfix(loss=f"{value:.3f}", **{k: f"{v:.3f}" for k, v in loss_fn.components.items()},
                                 refresh=False)
             bar.close()
@@ -272,8 +285,8 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True) ->
                 save(model, run.best, **meta)
             save(model, run.last, **meta)
             run.write_metrics(history)
-            log(f"epoch {epoch + 1}/{config.epochs}: loss {record['loss']:.3f} (coord {record['coord']:.3f}, "
-                f"obj {record['obj']:.3f}, noobj {record['noobj']:.3f}, cls {record['cls']:.3f}), "
+            parts = ", ".join(f"{k} {record[k]:.3f}" for k in loss_fn.components)
+            log(f"epoch {epoch + 1}/{config.epochs}: loss {record['loss']:.3f} ({parts}), "
                 f"val mAP@0.5 {val['mAP']:.3f}{' (best)' if improved else ''}, {record['seconds']:.0f} s")
     finally:
         np.seterr(**errstate)
