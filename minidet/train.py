@@ -114,6 +114,14 @@ def model_for(config: TrainConfig, num_classes: int):
         raise MinidetError(str(e)) from None
 
 
+def loss_and_targets(config: TrainConfig, model):
+    """The loss of `model` and the loader's `target_fn(boxes, labels)` for one image."""
+    if config.model == "ssd":
+        return SSDTrainingLoss(), SSDTargets(model.priors)
+    return (YoloLoss(S=model.S, B=model.B, C=model.C, lambda_coord=config.lambda_coord),
+            partial(encode_targets, S=model.S, C=model.C))
+
+
 def dataset_root(config: TrainConfig) -> Path:
     return Path(config.data) if config.data else builtin_dataset()
 
@@ -199,11 +207,7 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True) ->
                            f"of {config.batch_size}")
     schedule = schedule_for(config, steps_per_epoch)
     opt = SGD(model, lr=schedule(0), momentum=config.momentum, weight_decay=config.weight_decay)
-    if config.model == "ssd":
-        loss_fn, target_fn = SSDTrainingLoss(), SSDTargets(model.priors)
-    else:
-        loss_fn = YoloLoss(S=model.S, B=model.B, C=model.C, lambda_coord=config.lambda_coord)
-        target_fn = partial(encode_targets, S=model.S, C=model.C)
+    loss_fn, target_fn = loss_and_targets(config, model)
     start_epoch, step, history, best_map = 0, 0, [], -1.0
 
     if resume is not None:
@@ -332,4 +336,4 @@ def describe_result(result: dict) -> str:
 
 
 __all__ = ["TrainConfig", "TrainingDiverged", "train", "config_from_checkpoint", "describe_result",
-           "RESULT_SETTINGS", "model_for", "head_for", "schedule_for"]
+           "RESULT_SETTINGS", "model_for", "head_for", "schedule_for", "loss_and_targets"]
