@@ -51,8 +51,10 @@ def hard_negatives(bg_loss, positive, neg_pos_ratio: float = 3.0):
     num_pos = positive.sum(axis=1)
     num_neg = xp.minimum(xp.floor(neg_pos_ratio * num_pos).astype(num_pos.dtype), a - num_pos)
     key = xp.where(positive, xp.inf, -bg_loss)             # ascending: largest loss first
-    order = xp.argsort(key, axis=1, kind="stable")
-    rank = xp.argsort(order, axis=1, kind="stable")         # rank[n, a]: place of prior a in its image
+    # Stable, so equal losses keep index order; CuPy's sort is always stable and takes no `kind`.
+    stable = {"kind": "stable"} if xp is np else {}
+    order = xp.argsort(key, axis=1, **stable)
+    rank = xp.argsort(order, axis=1, **stable)              # rank[n, a]: place of prior a in its image
     return (rank < num_neg[:, None]) & ~positive
 
 
