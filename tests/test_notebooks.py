@@ -7,8 +7,9 @@ directory, with MPLBACKEND=Agg and XDG_CACHE_HOME pointing at one temporary dire
 by all the notebooks of the session, so the built-in dataset is generated once. Any error
 in any cell fails the test. The notebooks run with their quick settings (QUICK = True),
 which keep each well under the course's 3 minutes on an idle 2-core CPU (measured: chapter
-0 25 s with the dataset's generation, chapter 7 12 s, the others 4–6 s; a busy machine can
-take several times that).
+0 25 s with the dataset's generation, chapter 7 12 s, the others 4–6 s; chapter 9, which
+trains two detectors for one short epoch, 40 s on the shared machine under load; a busy
+machine can take several times that).
 
 The kernels get minidet's thread policy (see minidet/__init__.py: OMP_WAIT_POLICY=PASSIVE,
 OPENBLAS_THREAD_TIMEOUT=4, a setting already in the environment wins) in their environment,

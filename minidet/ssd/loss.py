@@ -62,7 +62,8 @@ class MultiboxLoss:
     """MultiboxLoss(neg_pos_ratio=3.0, alpha=1.0); see the module docstring.
 
     After `forward`: `components` {"loc", "conf"} (floats, each divided by P, summing to the
-    loss), `negatives` (N, A) bool (the hard negatives used), `num_positives` (P).
+    loss), `negatives` (N, A) bool (the hard negatives used), `num_positives` (P, a 0-d array
+    on the loss's device).
     """
 
     def __init__(self, neg_pos_ratio: float = 3.0, alpha: float = 1.0):
@@ -123,11 +124,11 @@ class MultiboxLoss:
         smooth = xp.where(absd < 1, 0.5 * diff * diff, absd - 0.5)
         conf_term = ce.sum() * scale
         loc_term = self.alpha * smooth.sum() * scale
-        total = conf_term + loc_term
+        # The two parts are the only values copied to the host (one scalar each).
         self.components = {"loc": float(loc_term), "conf": float(conf_term)}
-        self.negatives, self.num_positives = negatives, int(num_pos)
+        self.negatives, self.num_positives = negatives, num_pos
         self._cache = (conf, lse, conf_t, selected, diff, scale)
-        return float(total)
+        return self.components["loc"] + self.components["conf"]
 
     def backward(self):
         """(dloc (N, A, 4), dconf (N, A, C + 1)): the gradient of the last `forward`'s loss."""
