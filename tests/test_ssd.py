@@ -262,3 +262,15 @@ def test_detect_decodes_and_suppresses():
     assert scores[1] < scores[0]
     (b2, _, l2), = detect(loc, conf, priors, score_threshold=0.5, iou_threshold=0.99)
     assert l2.tolist() == [0, 0, 1]
+
+
+def test_detect_suppresses_per_class_only():
+    """Two identical boxes of different classes both survive; of the same class, one does."""
+    priors = _priors_from_corners([[.1, .1, .5, .5], [.1, .1, .5, .5], [.6, .6, .9, .9]])
+    conf = np.full((1, 3, 4), -10.0)
+    conf[0, 0, 1], conf[0, 1, 2], conf[0, 2, 1] = 6.0, 5.0, 4.0
+    (boxes, scores, labels), = detect(np.zeros((1, 3, 4)), conf, priors, score_threshold=0.5)
+    assert labels.tolist() == [0, 1, 0] and np.allclose(boxes[0], boxes[1])
+    conf[0, 1, 1], conf[0, 1, 2] = 5.0, -10.0
+    (_, _, labels), = detect(np.zeros((1, 3, 4)), conf, priors, score_threshold=0.5)
+    assert labels.tolist() == [0, 0]

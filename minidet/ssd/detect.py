@@ -8,8 +8,8 @@ from ..boxes import centers_to_corners, nms
 from .match import VARIANCES, decode_offsets
 
 NMS_IOU_THRESHOLD = 0.45     # the paper's
-CANDIDATES_PER_CLASS = 200   # the best boxes of a class that enter NMS
-MAX_DETECTIONS = 200         # per image, after NMS (the paper's top-k)
+CANDIDATES = 200             # the best (prior, class) pairs of an image that enter NMS
+MAX_DETECTIONS = 100         # per image, after NMS (as YOLO's decode)
 
 
 def softmax(conf):
@@ -24,10 +24,13 @@ def detect(loc, conf, priors, score_threshold: float = 0.01, iou_threshold: floa
 
     loc (N, A, 4) offsets and conf (N, A, C + 1) raw scores (class 0 background), NumPy or
     CuPy; priors (A, 4) centre boxes. Boxes are decoded, turned to corners and clipped to
-    [0, 1]; the score of class c is softmax(conf)[c + 1]. Per class, the scores greater than
-    `score_threshold` (at most the best CANDIDATES_PER_CLASS) go through NMS at
-    `iou_threshold`; the best `max_detections` of the image are kept. NumPy out, boxes as
+    [0, 1]; the score of class c for a prior is softmax(conf)[c + 1]. Of an image's (prior,
+    class) pairs scoring more than `score_threshold`, the best CANDIDATES go through NMS at
+    `iou_threshold`, per class; the best `max_detections` are kept. NumPy out, boxes as
     normalized corners, by descending score; labels are object classes in [0, C).
+
+    Per-class NMS runs as one NMS over boxes shifted by 2·class along x and y: boxes of
+    different classes then never overlap, so it keeps exactly what NMS class by class keeps.
     """
     loc, conf = to_numpy(loc), to_numpy(conf)
     if loc.ndim != 3 or loc.shape[2] != 4 or conf.ndim != 3 or conf.shape[:2] != loc.shape[:2]:
@@ -40,19 +43,12 @@ def detect(loc, conf, priors, score_threshold: float = 0.01, iou_threshold: floa
     probs = softmax(conf.astype(np.float64))[..., 1:]                       # (N, A, C)
     results = []
     for img in range(loc.shape[0]):
-        kept_idx, kept_lab = [], []
-        for c in range(probs.shape[2]):
-            scores = probs[img, :, c]
-            cand = np.nonzero(scores > score_threshold)[0]
-            if cand.size == 0:
-                continue
-            cand = cand[np.argsort(-scores[cand], kind="stable")[:CANDIDATES_PER_CLASS]]
-            keep = nms(boxes[img, cand], scores[cand], iou_threshold)
-            kept_idx.append(cand[keep])
-            kept_lab.append(np.full(len(keep), c, dtype=np.int64))
-        idx = np.concatenate(kept_idx) if kept_idx else np.zeros(0, np.int64)
-        lab = np.concatenate(kept_lab) if kept_lab else np.zeros(0, np.int64)
-        sc = probs[img, idx, lab]
-        order = np.argsort(-sc, kind="stable")[:max_detections]
-        results.append((boxes[img, idx[order]].astype(dtype), sc[order].astype(dtype), lab[order]))
+        prior, label = np.nonzero(probs[img] > score_threshold)
+        scores = probs[img, prior, label]
+        best = np.argsort(-scores, kind="stable")[:CANDIDATES]
+        prior, label, scores = prior[best], label[best], scores[best]
+        shifted = boxes[img, prior] + 2.0 * label[:, None]
+        keep = nms(shifted, scores, iou_threshold)[:max_detections]
+        results.append((boxes[img, prior[keep]].astype(dtype), scores[keep].astype(dtype),
+                        label[keep].astype(np.int64)))
     return results
