@@ -57,3 +57,27 @@ def test_compare_rows_and_table(tiny_voc):
     table = format_table(rows).splitlines()
     assert len(table) == 4 and "< 15%" in table[0] and "≥ 40%" in table[0]
     assert table[3].startswith("| ssd | ") and f"{rows[1]['params'] / 1e6:.2f}" in table[3]
+
+
+def test_compare_detectors_script_on_checkpoints(tmp_path, tiny_voc, capsys):
+    import importlib.util
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from minidet.data import SYNTH_CLASSES
+    from minidet.models import save
+
+    paths = {}
+    for kind, model in (("reduced", reduced_fast_yolo(56, 0.0625, head="conv")), ("ssd", ssd_lite(56, 0.0625))):
+        paths[kind] = tmp_path / f"{kind}.npz"
+        config = TrainConfig(model=kind, input_size=56, width=0.0625, head="conv" if kind == "reduced" else None)
+        save(model, paths[kind], classes=list(SYNTH_CLASSES), config=asdict(config))
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "compare_detectors.py"
+    spec = importlib.util.spec_from_file_location("compare_detectors", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--yolo", str(paths["reduced"]), "--ssd", str(paths["ssd"]), "--data", str(tiny_voc),
+                 "--repeats", "1"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("test split of") and len(out) == 5
+    assert out[3].startswith("| YOLO") and out[4].startswith("| SSD")
