@@ -22,6 +22,7 @@ def _positive_int(text):
 
 
 def _add_train(sub):
+    from .ssd.task import SSD_LR
     from .train import TrainConfig
 
     d = TrainConfig()
@@ -39,7 +40,7 @@ def _add_train(sub):
     p.add_argument("--head", choices=["conv", "fc"],
                    help="reduced model's detection head: conv (a 1x1 convolution shared by all cells; the "
                         "default) or fc (Fast YOLO's fully connected layers; fast and yolo always use fc)")
-    p.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr})")
+    p.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr}; {SSD_LR} for --model ssd)")
     p.add_argument("--warmup-epochs", type=float, help=f"(default {d.warmup_epochs})")
     p.add_argument("--seed", type=int, help=f"(default {d.seed})")
     p.add_argument("--lambda-coord", type=float, help=f"weight of the coordinate terms (default {d.lambda_coord})")

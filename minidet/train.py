@@ -34,7 +34,7 @@ from .loss import YoloLoss
 from .models import build, load_checkpoint, save
 from .optim import SGD, WarmupCosineLR
 from .pretrain import pretrain
-from .ssd.task import SSDTargets, SSDTrainingLoss, check_settings, ssd_arch
+from .ssd.task import SSD_LR, SSDTargets, SSDTrainingLoss, check_settings, ssd_arch
 
 
 class TrainingDiverged(MinidetError):
@@ -58,7 +58,8 @@ class TrainConfig:
     head: str | None = None
     epochs: int = 20
     batch_size: int = 32
-    lr: float = 1e-2                 # peak learning rate (after warm-up)
+    # Peak learning rate (after warm-up); None: 1e-2, or SSD_LR for ssd (minidet/ssd/task.py says why).
+    lr: float | None = None
     warmup_epochs: float = 2.0       # linear warm-up from lr/100
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -73,6 +74,10 @@ class TrainConfig:
     device: str = "auto"             # auto | cpu | cuda
     workers: int = 2
     out: str | None = None           # run directory; default runs/<time>
+
+    def __post_init__(self):
+        if self.lr is None:
+            self.lr = SSD_LR if self.model == "ssd" else 1e-2
 
 
 # What must be the same for a resumed run to continue the same training.

@@ -10,7 +10,7 @@ import pytest
 from minidet.data import BatchLoader, SYNTH_CLASSES, VOCDataset
 from minidet.inference import evaluate_loader
 from minidet.models import SSDModel, load, load_checkpoint
-from minidet.ssd.task import SSDTargets, SSDTrainingLoss
+from minidet.ssd.task import SSD_LR, SSDTargets, SSDTrainingLoss
 from minidet.train import TrainConfig, train
 
 from test_cli import assert_one_line_error, image_file, run
@@ -48,6 +48,7 @@ def test_ssd_run_writes_its_files_and_records_the_architecture(ssd_run):
     assert isinstance(model, SSDModel)
     assert model.arch == {"name": "ssd_lite", "kwargs": dict(input_size=56, width=0.0625, C=20, seed=0)}
     assert meta["config"]["model"] == "ssd" and meta["config"]["head"] is None
+    assert meta["config"]["lr"] == SSD_LR and TrainConfig().lr == 1e-2   # each model's default
     history = json.loads((ssd_run / "metrics.json").read_text())["history"]
     assert [h["epoch"] for h in history] == [1, 2]
     assert all(np.isfinite(h["loss"]) and h["loss"] == pytest.approx(h["loc"] + h["conf"]) for h in history)

@@ -18,6 +18,12 @@ from .loss import MultiboxLoss
 from .match import match
 
 
+# The peak learning rate of `minidet train --model ssd`. With the YOLO models' 1e-2 the run
+# diverged (NaN loss) right after the warm-up (--epochs 4 --warmup-epochs 1, built-in dataset,
+# 2-core CPU); 3e-3 trained stably in the same setting (README, section SSD).
+SSD_LR = 3e-3
+
+
 class SSDTargets:
     """target_fn(boxes (K, 4) corners, labels (K,)) -> (A, 5) float32 `[loc_t, conf_t]` for `priors`."""
 
