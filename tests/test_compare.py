@@ -1,6 +1,5 @@
 """minidet.compare: mAP by object size, model cost, the comparison rows and table."""
 import numpy as np
-import pytest
 
 from minidet.compare import SIZE_BANDS, compare, format_table, map_by_size, model_cost
 from minidet.data import BatchLoader, VOCDataset

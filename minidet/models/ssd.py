@@ -24,7 +24,8 @@ import math
 
 import numpy as np
 
-from ..layers import Conv2d, LeakyReLU, MaxPool2d, Permute, Sequential, TappedTrunk
+from ..backend import get_array_module
+from ..layers import Conv2d, MaxPool2d, Permute, Sequential, TappedTrunk
 from ..layers.base import Layer
 from ..ssd import boxes_per_cell, default_boxes, detect
 from .yolo import ARCHITECTURES, FAST_YOLO_FILTERS, _conv_block, _scaled
@@ -56,8 +57,6 @@ class SSDModel(Layer):
         if getattr(images, "ndim", None) != 4 or tuple(images.shape[1:]) != (3, self.input_size, self.input_size):
             raise ValueError(f"{self.arch['name']}: expected images of shape (N, 3, {self.input_size}, "
                              f"{self.input_size}), got {getattr(images, 'shape', type(images).__name__)}")
-        from ..backend import get_array_module
-
         outs = self.net.forward(images)
         xp = get_array_module(outs[0])
         n, d = images.shape[0], 5 + self.C
@@ -69,8 +68,6 @@ class SSDModel(Layer):
         """Gradients of every parameter from dloc (N, A, 4) and dconf (N, A, C + 1); returns
         None (the images get no gradient unless `net.trunk[0].need_input_grad = True`)."""
         shapes = self._cached()
-        from ..backend import get_array_module
-
         xp = get_array_module(dloc)
         if dloc.shape != (shapes[0][0], len(self.priors), 4) or dconf.shape != dloc.shape[:2] + (self.C + 1,):
             raise ValueError(f"{self.arch['name']}.backward: expected dloc {(shapes[0][0], len(self.priors), 4)} "
