@@ -43,6 +43,7 @@ from .pretrain import pretrain
 from .rundir import Run, check_training_state, recover_best
 from .validate import (check_fingerprint, check_images, check_train_config, fingerprint,
                        require_evaluable)
+from .ssd.task import SSD_LR, SSDTargets, SSDTrainingLoss, check_settings, ssd_arch
 
 
 class TrainingDiverged(MinidetError):
@@ -57,7 +58,7 @@ class TrainConfig:
     train_split: str | None = None   # None: train, else trainval (data/splits.py)
     val_split: str | None = None     # None: val, else 10 % of the training split held out
     test_split: str = "test"         # tested on by every root that has it
-    model: str = "reduced"           # reduced | fast | yolo
+    model: str = "reduced"           # reduced | fast | yolo | ssd (minidet.models.ssd_lite)
     input_size: int = 112            # reduced only (fast and yolo take 448)
     width: float = 0.25              # reduced only
     # reduced only: "conv" (a 1×1 convolution shared by all cells, YOLO v2's head) or "fc"
@@ -71,7 +72,8 @@ class TrainConfig:
     # updates as the built-in one); the run records the number it used.
     epochs: int | None = None
     batch_size: int = 32
-    lr: float = 1e-2                 # peak learning rate (after warm-up)
+    # Peak learning rate (after warm-up); None: 1e-2, or SSD_LR for ssd (minidet/ssd/task.py says why).
+    lr: float | None = None
     warmup_epochs: float = 2.0       # linear warm-up from lr/100
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -87,6 +89,10 @@ class TrainConfig:
     workers: int = 2
     out: str | None = None           # run directory; default runs/<time>
 
+    def __post_init__(self):
+        if self.lr is None:
+            self.lr = SSD_LR if self.model == "ssd" else 1e-2
+
 
 # What must be the same for a resumed run to continue the same training.
 RESULT_SETTINGS = ("data", "train_split", "val_split", "model", "input_size", "width", "head", "epochs",
@@ -95,7 +101,11 @@ RESULT_SETTINGS = ("data", "train_split", "val_split", "model", "input_size", "w
 
 
 def head_for(config: TrainConfig) -> str:
-    """The head the run uses: `config.head`, or its default for the model (see TrainConfig)."""
+    """The head the run uses: `config.head`, or its default for the model (see TrainConfig).
+    None for SSD, whose predictors are part of its architecture (its YOLO-only settings are refused)."""
+    if config.model == "ssd":
+        check_settings(config)
+        return None
     head = config.head if config.head is not None else ("conv" if config.model == "reduced" else "fc")
     if head not in ("fc", "conv"):
         raise MinidetError(f"--head must be fc or conv, got {head!r}")
@@ -114,8 +124,10 @@ def model_for(config: TrainConfig, num_classes: int):
         arch = {"name": "fast_yolo", "kwargs": dict(S=7, B=2, C=num_classes, seed=config.seed)}
     elif config.model == "yolo":
         arch = {"name": "yolo_v1", "kwargs": dict(S=7, B=2, C=num_classes, seed=config.seed)}
+    elif config.model == "ssd":
+        arch = ssd_arch(config, num_classes)
     else:
-        raise MinidetError(f"--model must be reduced, fast or yolo, got {config.model!r}")
+        raise MinidetError(f"--model must be reduced, fast, yolo or ssd, got {config.model!r}")
     try:
         return build(arch)
     except ValueError as e:
@@ -126,6 +138,14 @@ def dataset_roots(config: TrainConfig) -> list:
     """The run's dataset roots (`--data`, repeatable), or the built-in dataset."""
     return [Path(d) for d in ([config.data] if isinstance(config.data, str) else config.data)] \
         if config.data else [builtin_dataset()]
+
+
+def loss_and_targets(config: TrainConfig, model):
+    """The loss of `model` and the loader's `target_fn(boxes, labels)` for one image."""
+    if config.model == "ssd":
+        return SSDTrainingLoss(), SSDTargets(model.priors)
+    return (YoloLoss(S=model.S, B=model.B, C=model.C, lambda_coord=config.lambda_coord),
+            partial(encode_targets, S=model.S, C=model.C))
 
 
 def dataset_root(config: TrainConfig) -> Path:
@@ -172,11 +192,11 @@ def _finite(model) -> bool:
     return all(bool(get_array_module(p[k]).isfinite(p[k]).all()) for _, p, _, k in model.named_parameters())
 
 
-def _check_resume(config: TrainConfig, saved: dict, path):
+def _check_resume(config: TrainConfig, saved: dict, path, keys=RESULT_SETTINGS):
     # Checkpoints from before the `head` setting all had the fully connected head.
     saved = {"head": "fc", **saved}
     saved["data"] = resolved_data(saved.get("data"))  # checkpoints that stored it relative
-    for key in RESULT_SETTINGS:
+    for key in keys:
         if saved.get(key) != getattr(config, key):
             raise CheckpointError(f"--resume {path}: the run was trained with {key}={saved.get(key)!r}, "
                                   f"this run asks for {key}={getattr(config, key)!r}")
@@ -199,6 +219,8 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True, fo
     from tqdm import tqdm
 
     check_train_config(config)
+    if resume is not None:  # another model first: its other settings (--head) would only confuse
+        _check_resume(config, config_from_checkpoint(resume), resume, keys=("model",))
     # What the checkpoint records and --resume checks: the resolved head and dataset path.
     config = replace(config, head=head_for(config), data=resolved_data(config.data))
     device = resolve_device(config.device)
@@ -229,7 +251,7 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True, fo
             f"{config.epochs * steps_per_epoch} optimizer steps ({config.epochs} epochs)")
     schedule = schedule_for(config, steps_per_epoch)
     opt = SGD(model, lr=schedule(0), momentum=config.momentum, weight_decay=config.weight_decay)
-    loss_fn = YoloLoss(S=model.S, B=model.B, C=model.C, lambda_coord=config.lambda_coord)
+    loss_fn, target_fn = loss_and_targets(config, model)
     start_epoch, step, history, best_map = 0, 0, [], -1.0
 
     if resume is not None:
@@ -265,7 +287,6 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True, fo
         best_map = recover_best(run, resume, history, best_map, log)
     model.to(device)
 
-    target_fn = partial(encode_targets, S=model.S, C=model.C)
     if resume is None and config.pretrain_epochs > 0:
         # Its own shuffles and augmentations (seed + 1): the detection epochs stay those of a
         # run without pretraining. Overflow is reported by the loss check, not as warnings.
@@ -288,7 +309,7 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True, fo
         for epoch in range(start_epoch, config.epochs):
             model.train()
             t0 = time.perf_counter()
-            sums = dict(loss=0.0, coord=0.0, obj=0.0, noobj=0.0, cls=0.0)
+            sums = dict(loss=0.0)
             bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
                        disable=not progress, mininterval=1.0, dynamic_ncols=True)
             for batch in bar:
@@ -300,12 +321,13 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True, fo
                         f"the loss became {value} at epoch {epoch + 1}, step {step} (lr {opt.lr:.3g}); "
                         f"stopped. The last good checkpoint is {run.last if run.last.exists() else 'none yet'}; "
                         f"try a lower --lr")
-                model.backward(loss_fn.backward())
+                grad = loss_fn.backward()   # SSD: (dloc, dconf)
+                model.backward(*grad) if isinstance(grad, tuple) else model.backward(grad)
                 opt.step()
                 step += 1
                 sums["loss"] += value
                 for k, v in loss_fn.components.items():
-                    sums[k] += v
+                    sums[k] = sums.get(k, 0.0) + v
                 bar.set_postfix(loss=f"{value:.3f}", **{k: f"{v:.3f}" for k, v in loss_fn.components.items()},
                                 refresh=False)
             bar.close()
@@ -328,9 +350,9 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True, fo
             if improved:
                 save(model, run.best, **meta)
             save(model, run.last, **meta)
-            run.write_metrics(history, {"splits": splits.record})
-            log(f"epoch {epoch + 1}/{config.epochs}: loss {record['loss']:.3f} (coord {record['coord']:.3f}, "
-                f"obj {record['obj']:.3f}, noobj {record['noobj']:.3f}, cls {record['cls']:.3f}), "
+            run.write_metrics(history, {"splits": chosen.record})
+            parts = ", ".join(f"{k} {record[k]:.3f}" for k in loss_fn.components)
+            log(f"epoch {epoch + 1}/{config.epochs}: loss {record['loss']:.3f} ({parts}), "
                 f"val mAP@0.5 {val['mAP']:.3f}{' (best)' if improved else ''}, {record['seconds']:.0f} s")
     finally:
         np.seterr(**errstate)
@@ -381,4 +403,4 @@ def describe_result(result: dict) -> str:
 
 
 __all__ = ["TrainConfig", "TrainingDiverged", "train", "config_from_checkpoint", "describe_result",
-           "RESULT_SETTINGS", "model_for", "head_for", "schedule_for"]
+           "RESULT_SETTINGS", "model_for", "head_for", "schedule_for", "loss_and_targets"]
