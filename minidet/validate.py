@@ -41,6 +41,8 @@ def check_train_config(config) -> None:
         raise MinidetError(f"momentum must be below 1, got {config.momentum!r}")
     for name, flag in _COUNTS.items():
         value = getattr(config, name)
+        if name == "epochs" and value is None:  # the default: as many as train.epochs_for gives
+            continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise MinidetError(f"{flag} must be a whole number of at least 1, got {value!r}")
     if isinstance(config.seed, bool) or not isinstance(config.seed, int) or config.seed < 0:
