@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from minidet.proposals import (best_iou_at, felzenszwalb, group, hierarchy_boxes, initial_regions, proposal_recall,
-                               selective_search, sliding_windows)
+                               recall_study, selective_search, sliding_windows)
 from minidet.proposals.grouping import similarity
 from minidet.proposals.segmentation import gaussian_smooth, neighbour_edges
 
@@ -140,7 +140,7 @@ def test_ranking_puts_large_regions_first_on_average():
 
 def test_hierarchy_ends_with_the_whole_image():
     img = two_halves()
-    assert hierarchy_boxes(img, k=100).tolist()[-1] == [0, 0, 30, 20]
+    assert hierarchy_boxes(img, k=100)[0].tolist()[-1] == [0, 0, 30, 20]
 
 
 def test_sliding_windows_inside_the_image_unique_and_seeded():
@@ -170,3 +170,18 @@ def test_proposal_recall_counts_ground_truths_over_images():
     assert r[0.5].tolist() == [2 / 3, 1.0] and r[0.9].tolist() == [0, 1 / 3]
     with pytest.raises(ValueError, match="2 proposal lists for 3 images"):
         proposal_recall(props[:2], gts, [1])
+
+
+def test_recall_study_scales_boxes_to_pixels_and_times_the_method():
+    from types import SimpleNamespace
+
+    samples = [SimpleNamespace(image=np.zeros((50, 100, 3), np.uint8), boxes=np.array([[0.1, 0.2, 0.5, 0.6]])),
+               SimpleNamespace(image=np.zeros((50, 100, 3), np.uint8), boxes=np.array([[0.0, 0.0, 1.0, 1.0]]))]
+    ticks = iter([0.0, 2.0, 10.0, 11.0])  # the method takes 2 s, then 1 s
+
+    def propose(image):
+        return [[10, 10, 50, 30], [0, 0, 100, 50], [0, 0, 1, 1]]  # the first is image 0's box in pixels
+
+    r = recall_study(propose, samples, [1, 2, 3], thresholds=(0.5,), clock=lambda: next(ticks))
+    assert r["recall"][0.5].tolist() == [0.5, 1.0, 1.0]
+    assert r["images"] == 2 and r["objects"] == 2 and r["mean_proposals"] == 3.0 and r["seconds_per_image"] == 1.5

@@ -56,10 +56,12 @@ def initial_regions(image, labels) -> Regions:
     neighbours = [set() for _ in range(K)]
     for a, b in ((labels[:, :-1], labels[:, 1:]), (labels[:-1, :], labels[1:, :]),
                  (labels[:-1, :-1], labels[1:, 1:]), (labels[:-1, 1:], labels[1:, :-1])):
-        pairs = np.unique(np.stack([a.ravel(), b.ravel()], axis=1), axis=0)
-        for i, j in pairs[pairs[:, 0] != pairs[:, 1]]:
-            neighbours[i].add(int(j))
-            neighbours[j].add(int(i))
+        a, b = a.ravel(), b.ravel()
+        differ = a != b
+        for code in np.unique(a[differ] * K + b[differ]).tolist():  # one integer per pair: a fast unique
+            i, j = divmod(code, K)
+            neighbours[i].add(j)
+            neighbours[j].add(i)
     return Regions(size, box, hist, neighbours)
 
 

@@ -40,3 +40,30 @@ def proposal_recall(proposals_per_image, gt_per_image, counts, thresholds=(0.5, 
     if len(best) == 0:
         raise ValueError("proposal_recall: no ground-truth boxes")
     return {t: (best >= t).mean(axis=0) for t in thresholds}
+
+
+def recall_study(propose, samples, counts, thresholds=(0.5, 0.7), clock=None):
+    """Run `propose` on every sample and measure it: the figures of benchmarks/proposal_recall.py.
+
+    propose: image (H, W, 3) uint8 -> (P, 4) ranked pixel-corner proposals. samples: an
+    iterable of objects with `.image` (H, W, 3) and `.boxes` (K, 4) normalized corners (the
+    dataset's `Sample`). clock: a zero-argument seconds counter (time.perf_counter by default).
+    Returns {"recall": {t: (len(counts),) array}, "images": n, "objects": total boxes,
+    "mean_proposals": the mean P, "seconds_per_image": the mean time of `propose`}.
+    """
+    import time
+
+    clock = clock or time.perf_counter
+    proposals, truths, seconds = [], [], 0.0
+    for sample in samples:
+        H, W = sample.image.shape[:2]
+        start = clock()
+        proposals.append(np.asarray(propose(sample.image), dtype=np.float64).reshape(-1, 4))
+        seconds += clock() - start
+        truths.append(np.asarray(sample.boxes, dtype=np.float64).reshape(-1, 4) * [W, H, W, H])
+    n = len(proposals)
+    if n == 0:
+        raise ValueError("recall_study: no images")
+    return {"recall": proposal_recall(proposals, truths, counts, thresholds), "images": n,
+            "objects": int(sum(len(t) for t in truths)), "mean_proposals": float(np.mean([len(p) for p in proposals])),
+            "seconds_per_image": seconds / n}

@@ -23,13 +23,14 @@ DEFAULT_KS = (50, 100, 200)
 DEFAULT_STRATEGIES = (SIMILARITIES, ("size", "fill"))
 
 
-def hierarchy_boxes(image, k: float, use=SIMILARITIES, sigma: float = 0.8, min_size: int = 20):
-    """Every region box of one strategy, bottom-up: (M, 4) float64 pixel corners
-    [x1, y1, x2, y2]; the initial segments first, the top of the hierarchy last."""
+def hierarchy_boxes(image, k: float, strategies=(SIMILARITIES,), sigma: float = 0.8, min_size: int = 20):
+    """Every region box of one segmentation grouped with each similarity set in `strategies`:
+    a list of (M, 4) float64 pixel-corner arrays [x1, y1, x2, y2], one per strategy, each with
+    the initial segments first and the top of its hierarchy last."""
     image = np.asarray(image)
     labels = felzenszwalb(image, k=k, sigma=sigma, min_size=min_size)
-    regions, _ = group(initial_regions(image, labels), float(labels.size), use)
-    return regions.box
+    regions = initial_regions(image, labels)
+    return [group(regions, float(labels.size), use)[0].box for use in strategies]
 
 
 def selective_search(image, ks=DEFAULT_KS, strategies=DEFAULT_STRATEGIES, sigma: float = 0.8,
@@ -47,8 +48,7 @@ def selective_search(image, ks=DEFAULT_KS, strategies=DEFAULT_STRATEGIES, sigma:
     rng = np.random.default_rng(seed)
     boxes, priority = [], []
     for k in ks:
-        for use in strategies:
-            b = hierarchy_boxes(image, k, use, sigma, min_size)
+        for b in hierarchy_boxes(image, k, strategies, sigma, min_size):
             position = np.arange(len(b), 0, -1)  # the top (made last) is 1
             boxes.append(b)
             priority.append(position * rng.random(len(b)))
