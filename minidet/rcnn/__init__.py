@@ -1,0 +1,7 @@
+"""The R-CNN family's shared parts: box regression targets, the RoI sampling of the second
+stage, and R-CNN's warped crops. Boxes are pixel corners [x1, y1, x2, y2] (continuous)."""
+from .crops import context_box, warp_crop
+from .deltas import STDS, decode_deltas, encode_deltas
+from .sampling import RoiSample, sample_rois
+
+__all__ = ["warp_crop", "context_box", "encode_deltas", "decode_deltas", "STDS", "sample_rois", "RoiSample"]
