@@ -31,6 +31,10 @@ def test_values_by_hand():
     loc = (0.5 * 0.25 + (2.0 - 0.5)) / 2
     assert loss.parts["cls"] == pytest.approx(cls) and loss.parts["box"] == pytest.approx(loc)
     assert value == pytest.approx(cls + loc)
+    # β = 0.5: 0.5 is past the kink now; the linear part is shifted by β/2 so the pieces meet.
+    loss = MultiTaskLoss(beta=0.5)
+    loss.forward(logits, box, labels, targets)
+    assert loss.parts["box"] == pytest.approx(((0.5 - 0.25) + (2.0 - 0.25)) / 2)
 
 
 @pytest.mark.parametrize("box_weight,beta", [(1.0, 1.0), (2.0, 0.5)])
