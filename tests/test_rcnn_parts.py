@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from minidet.boxes import box_iou
-from minidet.rcnn import context_box, decode_deltas, encode_deltas, sample_rois, warp_crop
+from minidet.rcnn import context_boxes, decode_deltas, encode_deltas, sample_rois, warp_crops
 
 
 def test_deltas_by_hand_and_round_trip():
@@ -70,37 +70,27 @@ def test_sample_rois_caps_the_foreground_share_and_is_seeded():
         sample_rois(props, gt, [0, 1], num=8, rng=rng)
 
 
-def test_warp_crop_reads_the_box_at_pixel_centres():
-    img = np.zeros((12, 30, 3), np.float32)
-    img[..., 0] = np.arange(30)[None, :]          # red = column
-    img[..., 1] = 100 * np.arange(12)[:, None]    # green = 100·row
-    crop = warp_crop(img, [10, 2, 20, 7], size=10)
-    assert crop.shape == (3, 10, 10) and crop.dtype == np.float32
-    np.testing.assert_allclose(crop[0, 0], np.arange(10, 20))   # one pixel per output column
-    # 5 rows into 10: row j reads y = 2 + (j + 0.5)/2 − 0.5, bilinear between rows
-    np.testing.assert_allclose(crop[1, :, 0], 100 * (2 + (np.arange(10) + 0.5) / 2 - 0.5), rtol=1e-6)
+def test_warp_crops_read_each_box_at_pixel_centres():
+    img = np.zeros((12, 30, 3), np.uint8)
+    img[..., 0] = 5 * np.arange(30)[None, :]          # red = 5·column
+    img[..., 1] = 20 * np.arange(12)[:, None]         # green = 20·row
+    crops = warp_crops(img, [[10, 2, 20, 7], [0, 0, 30, 12]], size=10)
+    assert crops.shape == (2, 3, 10, 10) and crops.dtype == np.float32
+    np.testing.assert_allclose(255 * crops[0, 0, 0], 5 * np.arange(10, 20), rtol=1e-5)  # a pixel per column
+    # 5 rows into 10: output row j reads y = 2 + (j + 0.5)/2 − 0.5, bilinear between rows (clamped at 0).
+    np.testing.assert_allclose(255 * crops[0, 1, :, 0], 20 * (2 + (np.arange(10) + 0.5) / 2 - 0.5), rtol=1e-5)
+    np.testing.assert_allclose(255 * crops[1, 0, 0], 5 * np.clip(np.arange(10) * 3 + 1, 0, 29), rtol=1e-5)
 
 
-def test_warp_crop_fills_outside_the_image_and_clamps_at_the_edge():
-    img = np.full((8, 8, 3), 50, np.uint8)
-    crop = warp_crop(img, [-8, 0, 8, 8], size=16, fill=(1, 2, 3))
-    assert (crop[:, :, :8] == np.array([1, 2, 3])[:, None, None]).all()
-    assert (crop[:, :, 8:] == 50).all()
-    # Upsampling a box flush with the border reads the border pixel, not the fill nor a wrapped index.
-    ramp = np.zeros((8, 8, 3), np.float32)
-    ramp[..., 0] = 10 * np.arange(8)[None, :]
-    up = warp_crop(ramp, [0, 0, 8, 8], size=32, fill=-1)
-    assert (up[0, :, :2] == 0).all() and (up[0, :, -2:] == 70).all() and (np.diff(up[0, 0]) >= 0).all()
-    assert np.allclose(warp_crop(np.zeros((4, 4, 3)), [-4, -4, 0, 0], size=4), 0)  # default fill: the mean
-
-
-def test_context_grows_the_box_to_leave_context_pixels():
-    box = [10, 10, 30, 20]
-    grown = context_box(box, size=24, context=2)
+def test_context_grows_each_box_to_leave_context_pixels():
+    boxes = np.array([[10, 10, 30, 20], [0, 0, 8, 8]])
+    grown = context_boxes(boxes, size=24, context=2)
     # 2 of 24 warped pixels per side: the 20 × 10 box fills the middle 20 of the 24, so a warped
     # pixel is 1 × 0.5 image pixels and the box grows by 2 × 1 on each side.
-    np.testing.assert_allclose(grown, [10 - 2 * 20 / 20, 10 - 2 * 10 / 20, 30 + 2, 20 + 1])
-    img = np.random.default_rng(0).uniform(0, 255, (40, 40, 3))
-    np.testing.assert_allclose(warp_crop(img, box, 24, context=2), warp_crop(img, grown, 24), rtol=1e-6)
+    np.testing.assert_allclose(grown, [[8, 9, 32, 21], [-0.8, -0.8, 8.8, 8.8]])
+    img = np.random.default_rng(0).integers(0, 256, (40, 40, 3)).astype(np.uint8)
+    np.testing.assert_allclose(warp_crops(img, boxes, 24, context=2), warp_crops(img, grown, 24), rtol=1e-6)
     with pytest.raises(ValueError, match="context"):
-        context_box(box, size=4, context=2)
+        context_boxes(boxes, size=4, context=2)
+    with pytest.raises(ValueError, match="positive width"):
+        warp_crops(img, [[5, 5, 5, 9]], 8)

@@ -1,9 +1,9 @@
 """The R-CNN family's shared parts: box regression targets, the RoI sampling of the second
 stage and its multi-task loss, and R-CNN's warped crops. Boxes are pixel corners [x1, y1, x2, y2] (continuous)."""
-from .crops import context_box, warp_crop
+from .crops import context_boxes, warp_crops
 from .deltas import STDS, decode_deltas, encode_deltas
 from .loss import MultiTaskLoss
 from .sampling import RoiSample, sample_rois
 
-__all__ = ["warp_crop", "context_box", "encode_deltas", "decode_deltas", "STDS", "sample_rois", "RoiSample",
+__all__ = ["warp_crops", "context_boxes", "encode_deltas", "decode_deltas", "STDS", "sample_rois", "RoiSample",
            "MultiTaskLoss"]
