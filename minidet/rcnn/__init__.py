@@ -1,9 +1,13 @@
 """The R-CNN family's shared parts: box regression targets, the RoI sampling of the second
-stage and its multi-task loss, and R-CNN's warped crops. Boxes are pixel corners [x1, y1, x2, y2] (continuous)."""
+stage and its multi-task loss; and R-CNN itself: warped crops and their classifier.
+Boxes are pixel corners [x1, y1, x2, y2] (continuous)."""
+from .classifier import (CropBatch, Detections, crop_classifier, detect_image, split_outputs, train_step,
+                         training_batch)
 from .crops import context_boxes, warp_crops
 from .deltas import STDS, decode_deltas, encode_deltas
 from .loss import MultiTaskLoss
 from .sampling import RoiSample, sample_rois
 
 __all__ = ["warp_crops", "context_boxes", "encode_deltas", "decode_deltas", "STDS", "sample_rois", "RoiSample",
-           "MultiTaskLoss"]
+           "MultiTaskLoss", "crop_classifier", "split_outputs", "training_batch", "train_step", "detect_image",
+           "CropBatch", "Detections"]
