@@ -173,3 +173,22 @@ def test_parity_with_torchvision(dtype):
         ty.backward(torch.tensor(dy))
         assert_close(y, ty.detach().numpy(), rtol=0, name=f"y {size} {scale}")
         assert_close(dx, tx.grad.numpy(), rtol=1e-6, atol=1e-6, name=f"dx {size} {scale}")
+
+
+def test_cuda_kernels_under_the_simulator():
+    """kernels/roi_pool.py against the CPU layer in Numba's CUDA simulator (a subprocess)."""
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(here.parent), env.get("PYTHONPATH", "")) if p)
+    cmd = [sys.executable, "-m", "pytest", str(here / "roi_pool_cudasim.py"), "-q", "-p", "no:cacheprovider",
+           "-o", "addopts="]
+    proc = subprocess.run(cmd, cwd=here.parent, capture_output=True, text=True, timeout=600, env=env)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert re.search(r"4 passed", output) and "skipped" not in output.strip().splitlines()[-1], output

@@ -18,15 +18,15 @@ The backward routes each dy[r, c, ph, pw] to x[batch_index, c] at its argmax, ad
 several bins (of one RoI or of several) chose the same cell; the RoIs get no gradient. On the
 CPU both passes are Numba loops: the forward in parallel over (roi, channel) pairs, which
 own their outputs; the backward in parallel over channels, which own their planes of dx, so
-nothing races and the order of additions is fixed (deterministic).
-The GPU form is not written yet: a CuPy input is pooled on the host and copied back.
+nothing races and the order of additions is fixed (deterministic). On the GPU (CuPy x) the
+bins are computed here on the host and kernels/roi_pool.py pools and gathers (no atomics).
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
 
-from ..backend import get_array_module, to_device, to_numpy
+from ..backend import get_array_module, to_numpy
 from .base import Layer
 
 
@@ -92,28 +92,37 @@ def _backward_cpu(dy, argmax, batch, dx):
 
 
 def roi_pool2d_forward(x, rois, output_size, spatial_scale: float):
-    """x (N, C, H, W), rois (R, 5) checked by the caller -> (y (R, C, oh, ow), cache);
-    cache = (int64 argmax (R, C, oh, ow): flat index i·W + j in its plane, −1 for an empty
-    bin; int64 batch indices (R,); x.shape)."""
+    """x (N, C, H, W) NumPy or CuPy, rois (R, 5) NumPy, checked by the caller -> (y (R, C, oh, ow),
+    cache); cache = (int64 argmax (R, C, oh, ow): flat index i·W + j in its plane, −1 for an
+    empty bin; int64 batch indices (R,); the bins (hstart, hend, wstart, wend); x.shape)."""
     oh, ow = output_size
     N, C, H, W = x.shape
-    x = np.ascontiguousarray(x)
     rois = np.asarray(rois, dtype=np.float64).reshape(-1, 5)
     batch = rois[:, 0].astype(np.int64)
-    hstart, hend, wstart, wend = roi_bins(rois, spatial_scale, oh, ow, H, W)
-    y = np.empty((len(rois), C, oh, ow), dtype=x.dtype)
-    argmax = np.empty((len(rois), C, oh, ow), dtype=np.int64)
-    _forward_cpu(x, batch, hstart, hend, wstart, wend, y, argmax)
-    return y, (argmax, batch, x.shape)
+    bins = roi_bins(rois, spatial_scale, oh, ow, H, W)
+    if get_array_module(x) is np:
+        x = np.ascontiguousarray(x)
+        y = np.empty((len(rois), C, oh, ow), dtype=x.dtype)
+        argmax = np.empty((len(rois), C, oh, ow), dtype=np.int64)
+        _forward_cpu(x, batch, *bins, y, argmax)
+    else:
+        from kernels import roi_pool as gpu
+
+        y, argmax = gpu.roi_pool2d_forward_gpu(x, batch, *bins)
+    return y, (argmax, batch, bins, x.shape)
 
 
 def roi_pool2d_backward(dy, cache):
     """dx (N, C, H, W): each dy[r, c, ph, pw] added at its argmax in x[batch[r], c]."""
-    argmax, batch, x_shape = cache
-    dy = np.ascontiguousarray(dy)
-    dx = np.empty(x_shape, dtype=dy.dtype)
-    _backward_cpu(dy, argmax, batch, dx)
-    return dx
+    argmax, batch, bins, x_shape = cache
+    if get_array_module(dy) is np:
+        dy = np.ascontiguousarray(dy)
+        dx = np.empty(x_shape, dtype=dy.dtype)
+        _backward_cpu(dy, argmax, batch, dx)
+        return dx
+    from kernels import roi_pool as gpu
+
+    return gpu.roi_pool2d_backward_gpu(dy, argmax, x_shape, batch, *bins)
 
 
 def roi_pool2d_forward_naive(x, rois, output_size, spatial_scale: float):
@@ -187,18 +196,14 @@ class RoIPool2d(Layer):
         self._check_ndim(x, 4, "(N, C, H, W)")
         self._check_float(x)
         rois = self.check_rois(rois, x.shape)
-        xp = get_array_module(x)
-        y, self._cache = roi_pool2d_forward(to_numpy(x), rois, self.output_size, self.spatial_scale)
-        self._on_gpu = xp is not np
-        return to_device(y, "cuda") if self._on_gpu else y
+        y, self._cache = roi_pool2d_forward(x, rois, self.output_size, self.spatial_scale)
+        return y
 
     def __call__(self, x, rois):
         return self.forward(x, rois)
 
     def backward(self, dy):
-        cache = self._cached()
-        dx = roi_pool2d_backward(to_numpy(dy), cache)
-        return to_device(dx, "cuda") if self._on_gpu else dx
+        return roi_pool2d_backward(dy, self._cached())
 
 
 class RoIPool2dFixed(Layer):
