@@ -192,3 +192,39 @@ def test_cuda_kernels_under_the_simulator():
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
     assert re.search(r"4 passed", output) and "skipped" not in output.strip().splitlines()[-1], output
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_cuda_kernels_lower_for_the_cuda_target(dtype):
+    """Numba's CUDA front end types and lowers both kernels to NVVM IR (no device needed; the
+    simulator runs plain Python and cannot check this); float32 must not compute in float64."""
+    import re
+
+    from numba import types
+
+    from minidet.backend import simulator_enabled
+
+    if simulator_enabled():
+        pytest.skip("NUMBA_ENABLE_CUDASIM is set in this process")
+    try:
+        from numba.cuda.compiler import _compile_pyfunc_with_fixup
+    except ImportError as e:
+        pytest.skip(f"numba-cuda has no _compile_pyfunc_with_fixup: {e}")
+    from kernels import roi_pool
+
+    f = getattr(types, dtype)
+    a4, i1, i2, i4 = (types.Array(f, 4, "C"), types.Array(types.int64, 1, "C"), types.Array(types.int64, 2, "C"),
+                      types.Array(types.int64, 4, "C"))
+    cases = [(roi_pool._forward_kernel, (a4, i1, i2, i2, i2, i2, a4, i4)),
+             (roi_pool._backward_gather_kernel, (a4, i4, i1, i2, i2, i2, i2, a4))]
+    for kernel, sig in cases:
+        try:
+            lib, _ = _compile_pyfunc_with_fixup(kernel, sig, device=False, cc=(8, 0), opt=True, abi="numba")
+        except Exception as e:  # noqa: BLE001
+            if "nvvm" in str(e).lower() or "NVVM" in type(e).__name__:
+                pytest.skip(f"libNVVM unavailable: {e}")
+            raise
+        if dtype == "float32":
+            ir = lib.get_llvm_str()
+            assert not re.search(r"= (?:fadd|fsub|fmul|fdiv|fpext|fcmp \w+)[^\n]*\bdouble\b|call double @", ir), \
+                kernel.__name__
