@@ -193,7 +193,8 @@ def standard_cases():
     """(name, layer, input) for every layer type, on shapes that catch the classic bugs:
     batch > 1, non-square odd sizes, stride 2, paddings 0/1/2, kernels 1/3/5, overlapping
     pooling windows; inputs away from leaky ReLU's kink and free of pooling ties."""
-    from .layers import BatchNorm2d, Conv2d, Dropout, Flatten, LeakyReLU, Linear, MaxPool2d, Permute, Reshape, Sequential
+    from .layers import (BatchNorm2d, Conv2d, Dropout, Flatten, LeakyReLU, Linear, MaxPool2d, Permute, Reshape,
+                         RoIPool2d, RoIPool2dFixed, Sequential)
 
     rng = np.random.default_rng(0)
 
@@ -227,6 +228,8 @@ def standard_cases():
         ("Sequential", net, normal(2, 3, 6, 8)),
         ("BatchNorm2d train", _batchnorm(BatchNorm2d, rng), normal(4, 3, 5, 6) * 2 + 1),
         ("BatchNorm2d eval", _batchnorm(BatchNorm2d, rng).eval(), normal(2, 3, 5, 4)),
+        ("RoIPool2d 3×2", RoIPool2dFixed(RoIPool2d((3, 2), 0.25), [[0, 0, 0, 27, 23], [1, 4, 4, 19, 15],
+                                                                  [1, -8, 10, 12, 40]]), no_ties(2, 2, 6, 7)),
     ]
 
 

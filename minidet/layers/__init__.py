@@ -12,12 +12,14 @@ from .linear import Linear, linear_backward, linear_forward
 from .maxpool import MaxPool2d, maxpool2d_backward, maxpool2d_forward
 from .permute import Permute
 from .reshape import Reshape
+from .roi_pool import RoIPool2d, RoIPool2dFixed, roi_pool2d_backward, roi_pool2d_forward, roi_pool2d_forward_naive
 from .sequential import Sequential
 from .tapped import TappedTrunk
 
 __all__ = [
     "Layer", "BatchNorm2d", "batchnorm2d_forward", "batchnorm2d_backward", "Conv2d", "LeakyReLU", "MaxPool2d", "Linear", "Flatten", "Dropout", "Reshape", "Permute", "Sequential",
     "TappedTrunk",
+    "RoIPool2d", "RoIPool2dFixed", "roi_pool2d_forward", "roi_pool2d_backward", "roi_pool2d_forward_naive",
     "conv2d_forward", "conv2d_backward", "conv2d_forward_naive", "conv2d_backward_naive",
     "leaky_relu_forward", "leaky_relu_backward", "maxpool2d_forward", "maxpool2d_backward",
     "linear_forward", "linear_backward",

@@ -1,0 +1,131 @@
+"""R-CNN's second half: a small CNN that classifies each warped proposal (C classes +
+background) and regresses its box (class-specific deltas, see deltas.py).
+
+Layout of the network's output (N, (C + 1) + 4·(C + 1)): the C + 1 class logits (0 =
+background, c + 1 = class c), then the four deltas of each class in columns 4u … 4u + 3 of
+the box block: `split_outputs` cuts it into the two arrays MultiTaskLoss takes. Crops are
+(N, 3, size, size) float32 in [0, 1] (NCHW), as `warp_crops` makes them.
+
+Training (`training_batch`, `train_step`): per image, `sample_rois` draws the RoIs from the
+proposals and the ground truth, `warp_crops` cuts them, and one SGD step on the multi-task
+loss follows. Detection (`detect_image`): every proposal is classified; each class's score
+is its softmax probability, its box the proposal moved by that class's deltas, and boxes of
+one class go through NMS.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..boxes import nms
+from ..layers import Conv2d, Flatten, LeakyReLU, Linear, MaxPool2d, Sequential
+from .crops import warp_crops
+from .deltas import decode_deltas
+from .sampling import sample_rois
+
+
+def crop_classifier(num_classes: int, size: int = 32, width: int = 16, rng=None) -> Sequential:
+    """Three (3×3 conv, leaky ReLU 0.1, 2×2 max-pool) blocks of width, 2·width, 4·width filters,
+    then one Linear to (C + 1) logits and 4·(C + 1) deltas. Input (N, 3, size, size), size
+    divisible by 8."""
+    if size % 8 or size < 8:
+        raise ValueError(f"crop_classifier: size must be a positive multiple of 8, got {size}")
+    rng = np.random.default_rng(0) if rng is None else rng
+    layers, c = [], 3
+    for f in (width, 2 * width, 4 * width):
+        layers += [Conv2d(c, f, 3, padding=1, rng=rng), LeakyReLU(0.1), MaxPool2d(2)]
+        c = f
+    head = Linear(c * (size // 8) ** 2, 5 * (num_classes + 1), rng=rng)
+    head.params["W"] *= 0.1  # near-uniform class probabilities and small deltas at the start
+    model = Sequential(*layers, Flatten(), head)
+    model.layers[0].need_input_grad = False  # the crops need no gradient
+    return model
+
+
+def split_outputs(out, num_classes: int):
+    """(N, 5·(C + 1)) -> (logits (N, C + 1), deltas (N, 4·(C + 1))), views of `out`."""
+    K = num_classes + 1
+    if out.ndim != 2 or out.shape[1] != 5 * K:
+        raise ValueError(f"split_outputs: expected output (N, {5 * K}) for {num_classes} classes, got {out.shape}")
+    return out[:, :K], out[:, K:]
+
+
+class CropBatch(NamedTuple):
+    """crops (n, 3, size, size) float32; labels (n,) int64 (0 = background); targets (n, 4)."""
+
+    crops: np.ndarray
+    labels: np.ndarray
+    targets: np.ndarray
+
+
+def training_batch(samples, proposals, rng, rois_per_image: int = 32, size: int = 32, context: int = 2,
+                   fg_fraction: float = 0.25) -> CropBatch:
+    """The crops of one step: `sample_rois` on each image, then `warp_crops`.
+
+    samples: objects with `.image` (H, W, 3) uint8 and `.boxes` (K, 4) normalized, `.labels` (K,);
+    proposals: one (P, 4) pixel-corner array per sample.
+    """
+    crops, labels, targets = [], [], []
+    for sample, props in zip(samples, proposals):
+        H, W = sample.image.shape[:2]
+        gt = np.asarray(sample.boxes, dtype=np.float64).reshape(-1, 4) * [W, H, W, H]
+        s = sample_rois(props, gt, sample.labels, rois_per_image, rng, fg_fraction=fg_fraction)
+        if len(s.labels):
+            crops.append(warp_crops(sample.image, s.boxes, size, context))
+            labels.append(s.labels)
+            targets.append(s.targets)
+    if not crops:
+        return CropBatch(np.zeros((0, 3, size, size), np.float32), np.zeros(0, np.int64), np.zeros((0, 4)))
+    return CropBatch(np.concatenate(crops), np.concatenate(labels), np.concatenate(targets))
+
+
+def train_step(model, loss, optimizer, batch: CropBatch, num_classes: int) -> float:
+    """Forward, multi-task loss, backward and one optimizer step on a CropBatch; the loss value."""
+    model.train()
+    out = model.forward(batch.crops)
+    logits, deltas = split_outputs(out, num_classes)
+    value = loss.forward(logits.astype(np.float64), deltas.astype(np.float64), batch.labels, batch.targets)
+    dlogits, ddeltas = loss.backward()
+    model.backward(np.concatenate([dlogits, ddeltas], axis=1).astype(out.dtype))
+    optimizer.step()
+    return value
+
+
+class Detections(NamedTuple):
+    """boxes (K, 4) pixel corners, scores (K,), labels (K,) int64 class indices 0 … C − 1."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+
+
+def detect_image(model, image, proposals, num_classes: int, size: int = 32, context: int = 2,
+                 score_threshold: float = 0.05, iou_threshold: float = 0.3, batch_size: int = 256) -> Detections:
+    """Classify every proposal (P, 4) pixel corners of one (H, W, 3) uint8 image; per class,
+    the boxes scoring above `score_threshold`, moved by that class's deltas and clipped to the
+    image, then NMS at `iou_threshold`."""
+    model.eval()
+    H, W = image.shape[:2]
+    proposals = np.asarray(proposals, dtype=np.float64).reshape(-1, 4)
+    outs = [model.forward(warp_crops(image, proposals[i:i + batch_size], size, context))
+            for i in range(0, len(proposals), batch_size)]
+    if not outs:
+        return Detections(np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64))
+    logits, deltas = split_outputs(np.concatenate(outs).astype(np.float64), num_classes)
+    z = logits - logits.max(axis=1, keepdims=True)
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    boxes, scores, labels = [], [], []
+    for c in range(num_classes):
+        keep = np.flatnonzero(p[:, c + 1] > score_threshold)
+        if not len(keep):
+            continue
+        b = decode_deltas(proposals[keep], deltas[keep, 4 * (c + 1):4 * (c + 2)])
+        b = np.clip(b, 0, [W, H, W, H])
+        kept = nms(b, p[keep, c + 1], iou_threshold)
+        boxes.append(b[kept])
+        scores.append(p[keep[kept], c + 1])
+        labels.append(np.full(len(kept), c, dtype=np.int64))
+    if not boxes:
+        return Detections(np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64))
+    return Detections(np.concatenate(boxes), np.concatenate(scores), np.concatenate(labels))
