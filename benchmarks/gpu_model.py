@@ -157,8 +157,7 @@ def kernel_bytes(batch: int = 64):
     for k, s in ((2, 2), (3, 2)):
         m = batch * 16 * ((448 - k) // s + 1) ** 2
         rows[f"maxpool k{k}s{s} forward 16×448²"] = F32 * n + 2 * F32 * m
-        rows[f"maxpool k{k}s{s} backward (gather)"] = rows[f"maxpool k{k}s{s} backward (plane fallback)"] = \
-            F32 * n + 2 * F32 * m
+        rows[f"maxpool k{k}s{s} backward (gather)"] = F32 * n + 2 * F32 * m
     return rows
 
 

@@ -61,7 +61,6 @@ KERNELS = (
     Kernel("leaky_relu backward", "leaky_relu", "backward_kernel", "11f1"),
     Kernel("maxpool forward", "maxpool", "forward_kernel", "4iiii4n"),
     Kernel("maxpool backward gather", "maxpool", "backward_gather_kernel", "4nii4"),
-    Kernel("maxpool backward plane", "maxpool", "backward_plane_kernel", "4n4"),
     Kernel("sgd", "sgd", "sgd_kernel", "111fffi"),
     Kernel("yolo_loss", "yolo_loss", "yolo_loss_kernel", "44iifff42"),
 )

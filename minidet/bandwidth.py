@@ -131,10 +131,10 @@ def _operations(x, device: str, kernel_size: int, stride: int):
     n, s = x.size, x.itemsize
     pshape = pooled_shape(x.shape, kernel_size, stride)
     if device == "cpu":
-        from .layers.leaky_relu import _backward_cpu as leaky_bwd
-        from .layers.leaky_relu import _forward_cpu as leaky_fwd
-        from .layers.maxpool import _backward_cpu as pool_bwd
-        from .layers.maxpool import _forward_cpu as pool_fwd
+        from kernels.leaky_relu import backward_cpu_loop as leaky_bwd
+        from kernels.leaky_relu import forward_cpu_loop as leaky_fwd
+        from kernels.maxpool import backward_cpu_loop as pool_bwd
+        from kernels.maxpool import forward_cpu_loop as pool_fwd
 
         xp = np
         y, dx, dst = np.empty_like(x), np.empty_like(x), np.empty_like(x)
@@ -144,8 +144,9 @@ def _operations(x, device: str, kernel_size: int, stride: int):
         argmax = np.empty(pshape, np.int32)
         Ho, Wo = pshape[2:]
         copy = lambda: np.copyto(dst, x)  # noqa: E731
-        lf = lambda: leaky_fwd(flat[0], SLOPE, flat[1])  # noqa: E731
-        lb = lambda: leaky_bwd(flat[1], flat[2], SLOPE, flat[3])  # noqa: E731
+        slope = x.dtype.type(SLOPE)
+        lf = lambda: leaky_fwd(flat[0], slope, flat[1])  # noqa: E731
+        lb = lambda: leaky_bwd(flat[1], flat[2], slope, flat[3])  # noqa: E731
         pf = lambda: pool_fwd(x, kernel_size, stride, Ho, Wo, py, argmax)  # noqa: E731
         pdy = dy[:, :, :Ho, :Wo].copy()
         pb = lambda: pool_bwd(pdy, argmax, dx)  # noqa: E731

@@ -25,6 +25,7 @@ import math
 import numpy as np
 import pytest
 
+from kernels.im2col import col2im_reference
 from minidet.backend import get_array_module, simulator_enabled, to_numpy
 from minidet.testing import assert_close
 
@@ -46,33 +47,8 @@ def poisoned(xp, shape, dtype):
 
 
 # -- NumPy references (float64, loops where the loop is the definition) -------------------
-
-def col2im_reference(cols, x_shape, k, stride, padding):
-    """The adjoint of im2col, entry by entry, in float64."""
-    N, C, H, W = x_shape
-    Ho, Wo = (H + 2 * padding - k) // stride + 1, (W + 2 * padding - k) // stride + 1
-    # cols (C·k·k, N·Ho·Wo): row (c·k + ki)·k + kj, column (n·Ho + oi)·Wo + oj.
-    cols = np.asarray(cols, dtype=np.float64).reshape(C, k, k, N, Ho, Wo)
-    dxp = np.zeros((N, C, H + 2 * padding, W + 2 * padding))
-    for ki in range(k):
-        for kj in range(k):
-            for oi in range(Ho):
-                for oj in range(Wo):
-                    dxp[:, :, oi * stride + ki, oj * stride + kj] += cols[:, ki, kj, :, oi, oj].T
-    return dxp[:, :, padding:padding + H, padding:padding + W]
-
-
-def maxpool_backward_reference(dy, argmax, x_shape):
-    """dx in float64: every dy added at its window's argmax."""
-    N, C, H, W = x_shape
-    dx = np.zeros((N, C, H * W))
-    dy = np.asarray(dy, dtype=np.float64).reshape(N, C, -1)
-    argmax = np.asarray(argmax).reshape(N, C, -1)
-    for n in range(N):
-        for c in range(C):
-            np.add.at(dx[n, c], argmax[n, c], dy[n, c])
-    return dx.reshape(x_shape)
-
+# The operations' own references live beside them in kernels/ (col2im_reference,
+# maxpool2d_reference, ...); the loss's cell-by-cell oracle is below.
 
 def _iou(a, b):
     iw = max(min(a[2], b[2]) - max(a[0], b[0]), 0.0)
@@ -236,8 +212,8 @@ def check_im2col_allocates(xp):
 
 
 def check_leaky_relu(xp, dtype, slope):
-    from kernels.leaky_relu import leaky_relu_backward_gpu, leaky_relu_forward_gpu
-    from minidet.layers.leaky_relu import leaky_relu_backward, leaky_relu_forward, leaky_relu_reference
+    from kernels.leaky_relu import leaky_relu_backward_gpu, leaky_relu_forward_gpu, leaky_relu_reference
+    from minidet.layers.leaky_relu import leaky_relu_backward, leaky_relu_forward
 
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 3, 5, 7)).astype(dtype)   # 210 elements: several grid strides
@@ -259,8 +235,9 @@ def check_leaky_relu(xp, dtype, slope):
 
 
 def check_maxpool(xp, dtype, k, stride):
-    from kernels.maxpool import maxpool2d_backward_gpu, maxpool2d_forward_gpu
-    from minidet.layers.maxpool import maxpool2d_backward, maxpool2d_forward, maxpool2d_forward_naive
+    from kernels.maxpool import (maxpool2d_backward_gpu, maxpool2d_backward_reference, maxpool2d_forward_gpu,
+                                 maxpool2d_reference)
+    from minidet.layers.maxpool import maxpool2d_backward, maxpool2d_forward
 
     x = maxpool_input(dtype)
     N, C, H, W = x.shape
@@ -268,22 +245,19 @@ def check_maxpool(xp, dtype, k, stride):
     y_out, a_out = poisoned(xp, (N, C, Ho, Wo), dtype), poisoned(xp, (N, C, Ho, Wo), np.int32)
     y, argmax = maxpool2d_forward_gpu(xp.asarray(x), k, stride, out=y_out, argmax_out=a_out)
     assert y is y_out and argmax is a_out and argmax.dtype == np.int32
-    y_ref, a_ref = maxpool2d_forward_naive(x.astype(np.float64), k, stride)
+    y_ref, a_ref = maxpool2d_reference(x.astype(np.float64), k, stride)
     assert_close(y, y_ref, rtol=rtol_for(dtype), name=f"maxpool forward k{k} s{stride}")
     np.testing.assert_array_equal(to_numpy(argmax), a_ref, err_msg=f"argmax k{k} s{stride} (ties: first wins)")
 
     dy = np.random.default_rng(4).standard_normal((N, C, Ho, Wo)).astype(dtype)
-    expected = maxpool_backward_reference(dy, a_ref, x.shape)
+    expected = maxpool2d_backward_reference(dy, a_ref, x.shape)
     _, cache = maxpool2d_forward(x, k, stride)
     dx_cpu = maxpool2d_backward(dy, cache)
-    for geometry in ({"kernel_size": k, "stride": stride}, {}):  # the gather, and the fallback
-        out = poisoned(xp, x.shape, dtype)
-        dx = maxpool2d_backward_gpu(xp.asarray(dy), argmax, x.shape, out=out, **geometry)
-        assert dx is out
-        what = "gather" if geometry else "plane fallback"
-        assert_close(dx, expected, rtol=rtol_for(dtype), atol=rtol_for(dtype),
-                     name=f"maxpool backward ({what}) k{k} s{stride}")
-        np.testing.assert_array_equal(to_numpy(dx), dx_cpu, err_msg=f"maxpool backward ({what}) vs CPU")
+    out = poisoned(xp, x.shape, dtype)
+    dx = maxpool2d_backward_gpu(xp.asarray(dy), argmax, x.shape, k, stride, out=out)
+    assert dx is out
+    assert_close(dx, expected, rtol=rtol_for(dtype), atol=rtol_for(dtype), name=f"maxpool backward k{k} s{stride}")
+    np.testing.assert_array_equal(to_numpy(dx), dx_cpu, err_msg="maxpool backward vs CPU")
 
 
 def check_sgd(xp, dtype, weight_decay):
@@ -422,14 +396,15 @@ def test_yolo_loss(dtype, case):
 
 
 def test_defaults_as_the_layers_call_them():
-    """The calls minidet.layers makes on a GPU array: no `out`, no window geometry."""
+    """The calls minidet.layers makes on a GPU array: no `out`."""
     from kernels import leaky_relu, maxpool
-    from minidet.layers.leaky_relu import leaky_relu_reference
+    from kernels.leaky_relu import leaky_relu_reference
+    from kernels.maxpool import maxpool2d_backward_reference
 
     x = maxpool_input(np.float32, shape=(2, 2, 5, 5))
     y = leaky_relu.leaky_relu_forward_gpu(x, 0.1)
     assert y.dtype == np.float32
     assert_close(y, leaky_relu_reference(x.astype(np.float64), 0.1))
     y, argmax = maxpool.maxpool2d_forward_gpu(x, 2, 2)
-    dx = maxpool.maxpool2d_backward_gpu(np.ones_like(y), argmax, x.shape)
-    assert_close(dx, maxpool_backward_reference(np.ones_like(y), argmax, x.shape))
+    dx = maxpool.maxpool2d_backward_gpu(np.ones_like(y), argmax, x.shape, 2, 2)
+    assert_close(dx, maxpool2d_backward_reference(np.ones_like(y), argmax, x.shape))
