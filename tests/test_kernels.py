@@ -154,11 +154,12 @@ def test_kernels_lower_for_the_cuda_target():
 
 @pytest.mark.parametrize("case", checks.YOLO_CASES)
 def test_yolo_oracle_matches_minidet_loss(case):
-    """The test file's loop oracle (tests/kernels_cudasim.py) against minidet.loss, float64."""
+    """The cell-by-cell oracle (minidet.loss_cells) against minidet.loss, float64."""
     from minidet.loss import YoloLoss, assign
+    from minidet.loss_cells import yolo_loss_reference
 
     pred, target, S, B, C, expect = checks.yolo_case(case, np.float64)
-    loss, comps, dpred, _, responsible = checks.yolo_loss_reference(pred, target, S, B, C, 5.0, 0.5)
+    loss, comps, dpred, _, responsible = yolo_loss_reference(pred, target, S, B, C, 5.0, 0.5)
     ref = YoloLoss(S, B, C, 5.0, 0.5)
     assert_close(loss, ref.forward(pred, target), rtol=1e-12)
     for name, value in ref.components.items():
