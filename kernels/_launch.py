@@ -21,6 +21,7 @@ never chosen for real work: `minidet.backend.gpu_available()` is False under it)
 from __future__ import annotations
 
 import numpy as np
+from numba import cuda, njit
 
 from ._device import get_array_module, simulator_enabled
 
@@ -39,10 +40,20 @@ def cpu_and_cuda(body):
     function of its own (which Numba would otherwise compile for the current device, so
     the machine-code checks could not run without one).
     """
-    from numba import cuda, njit
-
     return (njit(inline="always", cache=True, nogil=True)(body),
             cuda.jit(device=True, inline="always")(body))
+
+
+def _unravel_nchw(idx, C, H, W):
+    """(n, c, i, j) of flat index idx in a C-contiguous (N, C, H, W) array."""
+    j = idx % W
+    t = idx // W
+    i = t % H
+    t = t // H
+    return t // C, t % C, i, j
+
+
+unravel_nchw = cuda.jit(device=True, inline="always")(_unravel_nchw)  # for the kernels' grid-stride loops
 
 
 def launch_config(items: int) -> tuple[int, int]:
@@ -94,8 +105,6 @@ def check_out(out, shape, dtype, xp, where: str, name: str = "out"):
 
 def launch(kernel, items: int, *args):
     """Run `kernel` over `items` work items on the current stream of the arrays' device."""
-    from numba import cuda
-
     if items == 0:
         return
     blocks, threads = launch_config(items)

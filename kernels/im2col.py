@@ -30,7 +30,7 @@ import numpy as np
 from numba import cuda, njit, prange
 
 from ._device import get_array_module, output_size
-from ._launch import check_device_array, check_float, check_out, launch
+from ._launch import check_device_array, check_float, check_out, launch, unravel_nchw
 
 
 def im2col_reference(x, k: int, stride: int, padding: int):
@@ -141,12 +141,7 @@ def _col2im_kernel(cols, k, stride, pad, Ho, Wo, dx):
     N, C, H, W = dx.shape
     total = N * C * H * W
     for idx in range(cuda.grid(1), total, cuda.gridsize(1)):
-        jj = idx % W
-        t = idx // W
-        ii = t % H
-        t = t // H
-        c = t % C
-        n = t // C
+        n, c, ii, jj = unravel_nchw(idx, C, H, W)
         acc = dx.dtype.type(0)
         for ki in range(k):
             ri = ii + pad - ki  # = oi·s for the output row that read x[ii] through ki

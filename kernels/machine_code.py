@@ -167,10 +167,6 @@ def assemble(ptx: str, arch: str, kernel: Kernel, dtype: str) -> Compiled:
                     sass=sass)
 
 
-def compile_one(kernel: Kernel, dtype: str, cc) -> Compiled:
-    return assemble(compile_ptx(kernel, dtype, cc), f"sm_{cc[0]}{cc[1]}", kernel, dtype)
-
-
 @functools.lru_cache(maxsize=1)
 def compile_all() -> tuple:
     """Every (kernel, dtype, arch) compiled: a tuple of Compiled, or of the exception raised.

@@ -23,7 +23,7 @@ import numpy as np
 from numba import cuda, njit, prange
 
 from ._device import get_array_module, output_size
-from ._launch import check_device_array, check_float, check_out, launch
+from ._launch import check_device_array, check_float, check_out, launch, unravel_nchw
 
 
 def maxpool2d_reference(x, kernel_size: int, stride: int):
@@ -106,12 +106,7 @@ def _forward_kernel(x, k, stride, Ho, Wo, y, argmax):
     N, C, H, W = x.shape
     total = N * C * Ho * Wo
     for idx in range(cuda.grid(1), total, cuda.gridsize(1)):
-        oj = idx % Wo
-        t = idx // Wo
-        oi = t % Ho
-        t = t // Ho
-        c = t % C
-        n = t // C
+        n, c, oi, oj = unravel_nchw(idx, C, Ho, Wo)
         i0 = oi * stride
         j0 = oj * stride
         best = x[n, c, i0, j0]
@@ -132,12 +127,7 @@ def _backward_gather_kernel(dy, argmax, k, stride, dx):
     Wo = dy.shape[3]
     total = N * C * H * W
     for idx in range(cuda.grid(1), total, cuda.gridsize(1)):
-        j = idx % W
-        t = idx // W
-        i = t % H
-        t = t // H
-        c = t % C
-        n = t // C
+        n, c, i, j = unravel_nchw(idx, C, H, W)
         here = i * W + j
         # Windows oi with oi·s ≤ i ≤ oi·s + k − 1 (and likewise oj) contain the pixel.
         oi_lo = 0 if i < k else (i - k + stride) // stride

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kernels._device import output_size
+
 from .backend import check_device, gpu_available
 
 INDEX_BYTES = 4  # argmax is int32
@@ -54,7 +56,7 @@ def pooled_shape(x_shape, kernel_size: int = 2, stride: int | None = None):
     """(N, C, Ho, Wo) of a max-pool of x_shape (N, C, H, W), no padding."""
     stride = kernel_size if stride is None else stride
     N, C, H, W = x_shape
-    return (N, C, (H - kernel_size) // stride + 1, (W - kernel_size) // stride + 1)
+    return (N, C, output_size(H, kernel_size, stride), output_size(W, kernel_size, stride))
 
 
 def maxpool_bytes(x_shape, itemsize: int, kernel_size: int = 2, stride: int | None = None,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from kernels._device import output_size
 from kernels.im2col import col2im_reference
 from minidet.loss_cells import yolo_loss_reference
 from minidet.backend import get_array_module, simulator_enabled, to_numpy
@@ -179,7 +180,7 @@ def check_maxpool(xp, dtype, k, stride):
 
     x = maxpool_input(dtype)
     N, C, H, W = x.shape
-    Ho, Wo = (H - k) // stride + 1, (W - k) // stride + 1
+    Ho, Wo = output_size(H, k, stride), output_size(W, k, stride)
     y_out, a_out = poisoned(xp, (N, C, Ho, Wo), dtype), poisoned(xp, (N, C, Ho, Wo), np.int32)
     y, argmax = maxpool2d_forward_gpu(xp.asarray(x), k, stride, out=y_out, argmax_out=a_out)
     assert y is y_out and argmax is a_out and argmax.dtype == np.int32

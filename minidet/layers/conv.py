@@ -86,8 +86,7 @@ def conv2d_forward_naive(x, W, b, stride: int = 1, padding: int = 0):
     """The definition, one output pixel at a time (slow; the reference for tests)."""
     N, C, H, Wd = x.shape
     F, _, k, _ = W.shape
-    Ho = (H + 2 * padding - k) // stride + 1
-    Wo = (Wd + 2 * padding - k) // stride + 1
+    Ho, Wo = output_size(H, k, stride, padding), output_size(Wd, k, stride, padding)
     xpad = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
     y = np.empty((N, F, Ho, Wo), dtype=np.result_type(x, W))
     for n in range(N):
@@ -152,7 +151,7 @@ class Conv2d(Layer):
     def output_shape(self, input_shape):
         N, _, H, W = input_shape
         k, s, p = self.kernel_size, self.stride, self.padding
-        return (N, self.out_channels, (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1)
+        return (N, self.out_channels, output_size(H, k, s, p), output_size(W, k, s, p))
 
     def forward(self, x):
         self._check_ndim(x, 4, "(N, C, H, W)")
