@@ -56,19 +56,9 @@ FAST_YOLO_CONVS = [(3, 16, 448), (16, 32, 224), (32, 64, 112), (64, 128, 56), (1
 
 def time_cupy(fn, warmup, repeats):
     """Median milliseconds of fn() on CuPy's current stream, by CUDA events."""
-    import cupy as cp
+    from minidet.timing import time_call
 
-    for _ in range(warmup):
-        fn()
-    cp.cuda.get_current_stream().synchronize()
-    start, end, times = cp.cuda.Event(), cp.cuda.Event(), []
-    for _ in range(repeats):
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(cp.cuda.get_elapsed_time(start, end))
-    return statistics.median(times)
+    return 1e3 * time_call(fn, "cuda", repeats, warmup)
 
 
 def time_torch(fn, warmup, repeats):

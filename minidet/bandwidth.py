@@ -28,8 +28,6 @@ through CuPy and time with CUDA events.
 """
 from __future__ import annotations
 
-import statistics
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +35,7 @@ import numpy as np
 from kernels._device import output_size
 
 from .backend import check_device, gpu_available
+from .timing import time_call
 
 INDEX_BYTES = 4  # argmax is int32
 SLOPE = 0.1
@@ -94,38 +93,6 @@ class Measurement:
     def intensity(self) -> float:
         """Arithmetic intensity, flop per byte."""
         return self.flops / self.bytes_moved
-
-
-def time_call(fn, device: str = "cpu", repeats: int = 10, warmup: int = 2) -> float:
-    """Median seconds of `fn()` over `repeats` calls after `warmup` calls.
-
-    On "cuda" each call is timed with CUDA events on CuPy's current stream (kernel
-    launches return before the work is done, so a host clock would time the launch).
-    """
-    check_device(device)
-    if repeats < 1:
-        raise ValueError(f"time_call: repeats must be at least 1, got {repeats}")
-    for _ in range(warmup):
-        fn()
-    times = []
-    if device == "cpu":
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return statistics.median(times)
-    import cupy as cp
-
-    stream = cp.cuda.get_current_stream()
-    stream.synchronize()
-    start, end = cp.cuda.Event(), cp.cuda.Event()
-    for _ in range(repeats):
-        start.record(stream)
-        fn()
-        end.record(stream)
-        end.synchronize()
-        times.append(cp.cuda.get_elapsed_time(start, end) * 1e-3)
-    return statistics.median(times)
 
 
 def _operations(x, device: str, kernel_size: int, stride: int):
