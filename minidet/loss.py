@@ -46,7 +46,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import device_of, get_array_module, to_device, to_numpy
-from .boxes import elementwise_iou
+from .boxes import centers_to_corners, elementwise_iou, grid_boxes
 from .loss_cells import yolo_loss_reference
 
 
@@ -90,13 +90,8 @@ def assign(pred, target, B=2):
     s = pred.shape[1]
     col = xp.arange(s, dtype=pred.dtype).reshape(1, 1, s)
     row = xp.arange(s, dtype=pred.dtype).reshape(1, s, 1)
-
-    def corners(cx, cy, w, h):
-        return xp.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=-1)
-
-    truth = corners((col + t[..., 0]) / s, (row + t[..., 1]) / s, t[..., 2], t[..., 3])
-    boxes = corners((col[..., None] + box[..., 0]) / s, (row[..., None] + box[..., 1]) / s,
-                    box[..., 2] ** 2, box[..., 3] ** 2)
+    truth = centers_to_corners(xp.stack([(col + t[..., 0]) / s, (row + t[..., 1]) / s, t[..., 2], t[..., 3]], axis=-1))
+    boxes = grid_boxes(box, s)
     ious = elementwise_iou(boxes, truth[..., None, :])                      # (N, S, S, B)
     sq_err = xp.sum((box[..., :4] - _truth(t)[..., None, :]) ** 2, axis=-1)     # (N, S, S, B)
     # argmax / argmin return the first extremum, which is the lowest-index tie rule.
