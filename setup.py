@@ -22,6 +22,7 @@ setup(
         "pillow>=10",
         "tqdm>=4.60",
         "matplotlib>=3.7",
+        "pyyaml>=5.1",  # data.yaml of YOLO-layout datasets
     ],
     extras_require={
         # Choose by the CUDA version the driver supports (nvidia-smi's "CUDA Version", or

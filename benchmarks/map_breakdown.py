@@ -22,6 +22,7 @@ import minidet  # noqa: E402,F401  (first: passive BLAS/OpenMP waiting, before N
 import numpy as np  # noqa: E402
 
 from minidet.boxes import box_iou  # noqa: E402
+from minidet.compare import map_by_size  # noqa: E402
 from minidet.data import BatchLoader, VOCDataset, builtin_dataset  # noqa: E402
 from minidet.eval import evaluate  # noqa: E402
 from minidet.inference import evaluate_loader  # noqa: E402
@@ -32,15 +33,8 @@ SIZE_BANDS = (0.0, 0.15, 0.25, 0.40, 1.01)
 
 def breakdown(detections, truths, num_classes: int) -> dict:
     """Figures of the module docstring from `evaluate_loader`'s detections and truths."""
-    out = {"mAP": evaluate(detections, truths, num_classes=num_classes)["mAP"], "by_size": []}
-    for lo, hi in zip(SIZE_BANDS[:-1], SIZE_BANDS[1:]):
-        banded, count = [], 0
-        for boxes, labels, difficult in truths:
-            side = np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
-            outside = (side < lo) | (side >= hi)
-            banded.append((boxes, labels, difficult | outside))
-            count += int((~(difficult | outside)).sum())
-        out["by_size"].append((lo, hi, count, evaluate(detections, banded, num_classes=num_classes)["mAP"]))
+    out = {"mAP": evaluate(detections, truths, num_classes=num_classes)["mAP"],
+           "by_size": map_by_size(detections, truths, num_classes, SIZE_BANDS)}
     agnostic_d = [(b, s, np.zeros_like(lab)) for b, s, lab in detections]
     agnostic_t = [(b, np.zeros_like(lab), d) for b, lab, d in truths]
     out["class_agnostic_AP"] = evaluate(agnostic_d, agnostic_t, num_classes=1)["mAP"]

@@ -23,23 +23,32 @@ def _positive_int(text):
 
 
 def _add_train(sub):
+    from .ssd.task import SSD_LR
     from .train import TrainConfig
 
     d = TrainConfig()
     p = sub.add_parser("train", help="train a model (default: the reduced Fast YOLO on the built-in dataset)",
                        description="Train a YOLO v1 model. Options left out take the defaults shown, or, "
                                    "with --resume, the settings of the resumed run.")
-    p.add_argument("--data", help="dataset root in VOC layout (default: the built-in synthetic dataset)")
-    p.add_argument("--model", choices=["reduced", "fast", "yolo"], help=f"architecture (default {d.model})")
+    p.add_argument("--data", action="append",
+                   help="dataset root in VOC, COCO or YOLO layout (default: the built-in synthetic dataset); "
+                        "repeat it to train on several datasets at once (same classes), e.g. VOC 2007 and 2012")
+    p.add_argument("--train-split", help="split to train on (default train, else trainval)")
+    p.add_argument("--val-split", help="split to validate on (default val, else 10 %% of the training split)")
+    p.add_argument("--test-split", help="split to test on, in every dataset that has it (default test)")
+    p.add_argument("--model", choices=["reduced", "fast", "yolo", "ssd"],
+                   help=f"architecture (default {d.model}; ssd: SSD-lite on the reduced model's convolutions)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help=f"(default {d.device})")
-    p.add_argument("--epochs", type=_positive_int, help=f"(default {d.epochs})")
+    p.add_argument("--epochs", type=_positive_int,
+                   help="(default: enough epochs for the built-in dataset's number of optimizer steps, "
+                        "20 epochs of 2000 images at batch 32)")
     p.add_argument("--batch-size", type=_positive_int, help=f"(default {d.batch_size})")
     p.add_argument("--input-size", type=_positive_int, help=f"reduced model's input side (default {d.input_size})")
     p.add_argument("--width", type=float, help=f"reduced model's width multiplier (default {d.width})")
     p.add_argument("--head", choices=["conv", "fc"],
                    help="reduced model's detection head: conv (a 1x1 convolution shared by all cells; the "
                         "default) or fc (Fast YOLO's fully connected layers; fast and yolo always use fc)")
-    p.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr})")
+    p.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr}; {SSD_LR} for --model ssd)")
     p.add_argument("--warmup-epochs", type=float, help=f"(default {d.warmup_epochs})")
     p.add_argument("--seed", type=int, help=f"(default {d.seed})")
     p.add_argument("--lambda-coord", type=float, help=f"weight of the coordinate terms (default {d.lambda_coord})")
@@ -67,13 +76,15 @@ def cmd_train(args):
         if given.get("model", base.get("model")) != base.get("model"):
             # Another --model: its head is its own default, so the refusal names --model.
             base.pop("head", None)
+    if isinstance(given.get("data"), list) and len(given["data"]) == 1:
+        given["data"] = given["data"][0]
     config = TrainConfig(**{**base, **given})
     result = train(config, resume=args.resume, progress=not args.quiet, force=args.force)
     print(describe_result(result))
 
 
 def cmd_eval(args):
-    from .data import BatchLoader, VOCDataset
+    from .data import BatchLoader, open_dataset
     from .inference import evaluate_loader
     from .models import load_checkpoint
     from .validate import require_evaluable
@@ -82,7 +93,7 @@ def cmd_eval(args):
         refuse_existing(args.json, args.force, " (--json)")
     model, meta = load_checkpoint(args.weights)
     classes = meta.get("classes")
-    dataset = VOCDataset(args.data, args.split, cache_images=False)
+    dataset = open_dataset(args.data, args.split, cache_images=False)  # VOC, COCO or YOLO layout
     require_evaluable(dataset)
     if classes is not None and list(dataset.classes) != list(classes):
         raise MinidetError(f"{args.data}: its classes ({', '.join(dataset.classes[:4])}, ...) are not the "
@@ -95,9 +106,12 @@ def cmd_eval(args):
     with BatchLoader(dataset, args.batch_size, model.input_size) as loader:
         result, _, _ = evaluate_loader(model, loader, device, use_07_metric=args.voc07)
     named = {classes[c]: ap for c, ap in sorted(result["AP"].items())}
+    metric = "VOC2007 11-point" if args.voc07 else "VOC all-point"
+    print(f"metric: {metric} AP at IoU 0.5 ("
+          + ("recall thresholds numpy.arange(0, 1.1, 0.1), as the devkit's Python ports)" if args.voc07
+             else "area under the precision envelope, VOC2010+; --voc07 for the 11-point AP)"))
     for name, ap in named.items():
         print(f"  {name:<20} AP {ap:.3f}")
-    metric = "VOC2007 11-point" if args.voc07 else "VOC all-point"
     print(f"mAP@0.5 ({metric}) on {args.data} [{args.split}, {len(dataset)} images]: {result['mAP']:.4f}")
     if args.json:
         write_text_atomic(args.json, json.dumps({"mAP": result["mAP"], "AP": named}, indent=1))
@@ -142,6 +156,54 @@ def cmd_synth(args):
     print(f"wrote {args.images} images in VOC layout to {path}")
 
 
+def cmd_import_darknet(args):
+    from .models import save
+    from .models.darknet import classes_for, import_darknet
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise MinidetError(f"{out} exists; pass --force to overwrite it")
+    model = import_darknet(args.cfg, args.weights)
+    classes = classes_for(model.C, args.classes, args.cfg)
+    save(model, out, classes=list(classes), source={"cfg": str(args.cfg), "weights": str(args.weights)})
+    print(f"wrote {out}: {model.arch['name']} network of {args.cfg} ({model.num_parameters() / 1e6:.2f} M "
+          f"parameters, input {model.input_size}, S={model.S} B={model.B} C={model.C}); "
+          f"try: minidet detect --weights {out} IMAGE")
+
+
+def cmd_data_convert(args):
+    from .data.convert import convert
+
+    counts = convert(args.src, args.dst, args.to, force=args.force)
+    print(f"wrote {args.dst} in {args.to.upper()} layout: "
+          + ", ".join(f"{split} {n} images" for split, n in counts.items()))
+
+
+def cmd_data_stats(args):
+    from .data.layouts import detect_layout, open_dataset, splits_of
+    from .data.stats import dataset_stats, describe_stats
+
+    splits = [args.split] if args.split else splits_of(args.root)
+    if not splits:
+        raise MinidetError(f"{args.root}: no split found")
+    print(f"{args.root}: {detect_layout(args.root).upper()} layout")
+    for split in splits:
+        print(describe_stats(dataset_stats(open_dataset(args.root, split), S=args.S), split))
+
+
+def cmd_data_show(args):
+    from .data.layouts import open_dataset
+    from .data.stats import sample_sheet
+
+    dataset = open_dataset(args.root, args.split)
+    if len(dataset) == 0:
+        raise MinidetError(f"{args.root}: split {args.split} has no images")
+    out = sample_sheet(dataset, args.out, args.count, augment=args.augment, input_size=args.input_size,
+                       seed=args.seed)
+    print(f"wrote {out}: {min(args.count, len(dataset))} {'augmented ' if args.augment else ''}samples of "
+          f"{args.root} [{args.split}] with their boxes")
+
+
 def cmd_gradcheck(args):
     from .gradcheck import run_all
 
@@ -156,7 +218,7 @@ def build_parser():
     _add_train(sub)
     p = sub.add_parser("eval", help="VOC mAP of a checkpoint on a dataset split")
     p.add_argument("--weights", required=True, help="a checkpoint (.npz)")
-    p.add_argument("--data", required=True, help="dataset root in VOC layout")
+    p.add_argument("--data", required=True, help="dataset root in VOC, COCO or YOLO layout")
     p.add_argument("--split", default="test")
     p.add_argument("--json", help="also write {mAP, AP: {class: AP}} to this file")
     p.add_argument("--force", action="store_true", help="replace an existing --json file")
@@ -179,12 +241,39 @@ def build_parser():
     s.add_argument("--force", action="store_true",
                    help="write into a non-empty directory, replacing only a synthetic dataset written there "
                         "before (other files are never touched)")
+    s = data_sub.add_parser("convert", help="write a dataset in another layout (VOC, COCO or YOLO)")
+    s.add_argument("src", help="dataset root, any layout")
+    s.add_argument("dst", help="output directory (must not exist, unless --force)")
+    s.add_argument("--to", required=True, choices=["voc", "coco", "yolo"])
+    s.add_argument("--force", action="store_true", help="replace DST if it exists")
+    s = data_sub.add_parser("stats", help="images, objects per class, sizes, objects sharing a YOLO cell")
+    s.add_argument("root", help="dataset root, any layout")
+    s.add_argument("--split", help="one split (default: every split the dataset defines)")
+    s.add_argument("--S", type=_positive_int, default=7, help="grid size for the shared-cell count (default 7)")
+    s = data_sub.add_parser("show", help="a sheet of samples with their boxes (PNG)")
+    s.add_argument("root", help="dataset root, any layout")
+    s.add_argument("--split", default="train")
+    s.add_argument("--augment", action="store_true", help="as training sees them (the paper's augmentation)")
+    s.add_argument("--count", type=_positive_int, default=16)
+    s.add_argument("--input-size", type=_positive_int, default=224, help="side of each sample (default 224)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", default="samples.png")
     sub.add_parser("gradcheck", help="gradient-check every layer and the loss; print a table")
+    p = sub.add_parser("import-darknet", help="convert a darknet YOLO v1 cfg + .weights to a minidet checkpoint")
+    p.add_argument("cfg", help="darknet cfg (yolo.cfg / yolo-tiny.cfg of 2015, tiny-yolo.cfg of 2016)")
+    p.add_argument("weights", help="darknet .weights file for that cfg")
+    p.add_argument("out", help="checkpoint to write (.npz)")
+    p.add_argument("--classes", help="class names, one a line (default: the 20 VOC classes when C = 20)")
+    p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     sub.add_parser("doctor", help="versions, driver, device, simulator; what to install for the GPU")
     return parser
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "detect": cmd_detect, "gradcheck": cmd_gradcheck}
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "detect": cmd_detect, "gradcheck": cmd_gradcheck,
+            "import-darknet": cmd_import_darknet}
+
+
+DATA_COMMANDS = {"synth": cmd_synth, "convert": cmd_data_convert, "stats": cmd_data_stats, "show": cmd_data_show}
 
 
 def cmd_doctor(args):
@@ -215,7 +304,7 @@ def main(argv=None):
 
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
     args = build_parser().parse_args(argv)
-    command = cmd_synth if args.command == "data" else COMMANDS[args.command]
+    command = DATA_COMMANDS[args.data_command] if args.command == "data" else COMMANDS[args.command]
     try:
         command(args)
     except MinidetError as e:

@@ -16,9 +16,12 @@ Difficult truths do not count in the number of positives.
 
 AP, per class with at least one non-difficult truth (classes with none are absent; a class
 with truths and no detections has AP 0):
-    use_07_metric=True : VOC2007's 11-point AP, the mean over t = 0, 0.1, ..., 1 of the
-                         highest precision at recall ≥ t (0 when recall never reaches t);
-                         t is computed as k / 10 so a recall of exactly 3/10 reaches 0.3;
+    use_07_metric=True : VOC2007's 11-point AP, the mean over t in ELEVEN_POINT_THRESHOLDS of
+                         the highest precision at recall ≥ t (0 when recall never reaches t).
+                         The thresholds are `numpy.arange(0.0, 1.1, 0.1)`, as the widely used
+                         Python ports of the devkit compute them (0.30000000000000004, not
+                         0.3): a recall of exactly 3/10, 6/10 or 7/10 does not reach its tenth
+                         there, and minidet gives the same AP as those ports to the last bit;
     use_07_metric=False: VOC2010+, the area under the monotone precision envelope.
 "mAP" is the mean of the APs, defined as 0.0 when no class has a non-difficult truth.
 Ignored detections are left out of the precision/recall curve; the devkit keeps them as
@@ -30,6 +33,11 @@ import numpy as np
 
 from .backend import to_numpy
 from .boxes import box_iou
+
+# The recall thresholds of the VOC2007 11-point AP, computed as the Python ports of the
+# devkit compute them (py-faster-rcnn's voc_eval and its descendants): tools people compare
+# against report these, so exact tenths would differ from them on small classes.
+ELEVEN_POINT_THRESHOLDS = np.arange(0.0, 1.1, 0.1)
 
 
 def _as_arrays(detections, ground_truths, num_classes, func):
@@ -115,7 +123,7 @@ def average_precision(recall, precision, use_07_metric=False) -> float:
     recall, precision = np.asarray(recall, np.float64), np.asarray(precision, np.float64)
     if use_07_metric:
         ap = 0.0
-        for t in np.arange(11) / 10.0:
+        for t in ELEVEN_POINT_THRESHOLDS:  # summed in this order, p / 11 at a time, as the ports do
             reached = recall >= t
             ap += (precision[reached].max() if reached.any() else 0.0) / 11.0
         return float(ap)

@@ -15,10 +15,12 @@ NMS_IOU_THRESHOLD = 0.4
 
 
 def predict(model, images, device: str = "cpu", score_threshold: float = DRAW_SCORE_THRESHOLD,
-            iou_threshold: float = NMS_IOU_THRESHOLD):
+            iou_threshold: float | None = None):
     """Detections for images (N, 3, H, W) float32 in [0, 1]: a list of (boxes, scores, labels).
 
-    Runs the model in eval mode (no dropout) and restores its previous mode.
+    Runs the model in eval mode (no dropout) and restores its previous mode. A model with
+    its own `decode` (SSD) decodes its output; NMS at `iou_threshold`, by default the
+    model's (YOLO: NMS_IOU_THRESHOLD).
     """
     was_training = model.training
     model.eval()
@@ -27,6 +29,9 @@ def predict(model, images, device: str = "cpu", score_threshold: float = DRAW_SC
     finally:
         if was_training:
             model.train()
+    if hasattr(model, "decode"):
+        return model.decode(pred, score_threshold=score_threshold, iou_threshold=iou_threshold)
+    iou_threshold = NMS_IOU_THRESHOLD if iou_threshold is None else iou_threshold
     return decode(pred, S=model.S, B=model.B, C=model.C, score_threshold=score_threshold,
                   iou_threshold=iou_threshold)
 

@@ -30,7 +30,8 @@ import numpy as np
 
 from .backend import get_array_module, resolve_device, to_device
 from .boxes import encode_targets
-from .data import BatchLoader, VOCDataset, builtin_dataset
+from .data import BatchLoader, builtin_dataset
+from .data.splits import training_splits
 from .errors import CheckpointError, MinidetError
 from .files import atomic_write, refuse_existing
 from .inference import evaluate_loader, predict
@@ -42,6 +43,7 @@ from .pretrain import pretrain
 from .rundir import Run, check_training_state, recover_best
 from .validate import (check_fingerprint, check_images, check_train_config, fingerprint,
                        require_evaluable)
+from .ssd.task import SSD_LR, SSDTargets, SSDTrainingLoss, check_settings, ssd_arch
 
 
 class TrainingDiverged(MinidetError):
@@ -52,8 +54,11 @@ class TrainingDiverged(MinidetError):
 class TrainConfig:
     """Every setting of a run. Those in RESULT_SETTINGS must match when resuming."""
 
-    data: str | None = None          # VOC-layout root; None: the built-in synthetic dataset
-    model: str = "reduced"           # reduced | fast | yolo
+    data: str | list | None = None   # dataset root(s), VOC, COCO or YOLO layout; None: the built-in one
+    train_split: str | None = None   # None: train, else trainval (data/splits.py)
+    val_split: str | None = None     # None: val, else 10 % of the training split held out
+    test_split: str = "test"         # tested on by every root that has it
+    model: str = "reduced"           # reduced | fast | yolo | ssd (minidet.models.ssd_lite)
     input_size: int = 112            # reduced only (fast and yolo take 448)
     width: float = 0.25              # reduced only
     # reduced only: "conv" (a 1×1 convolution shared by all cells, YOLO v2's head) or "fc"
@@ -63,9 +68,12 @@ class TrainConfig:
     # "fc"; the best "fc" recipe we found (--head fc --pretrain-epochs 3 --epochs 25
     # --warmup-epochs 5) reaches 0.19 on the test split in 9 minutes.
     head: str | None = None
-    epochs: int = 20
+    # None: enough epochs for DEFAULT_STEPS optimizer steps (a small dataset gets as many
+    # updates as the built-in one); the run records the number it used.
+    epochs: int | None = None
     batch_size: int = 32
-    lr: float = 1e-2                 # peak learning rate (after warm-up)
+    # Peak learning rate (after warm-up); None: 1e-2, or SSD_LR for ssd (minidet/ssd/task.py says why).
+    lr: float | None = None
     warmup_epochs: float = 2.0       # linear warm-up from lr/100
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -81,14 +89,23 @@ class TrainConfig:
     workers: int = 2
     out: str | None = None           # run directory; default runs/<time>
 
+    def __post_init__(self):
+        if self.lr is None:
+            self.lr = SSD_LR if self.model == "ssd" else 1e-2
+
 
 # What must be the same for a resumed run to continue the same training.
-RESULT_SETTINGS = ("data", "model", "input_size", "width", "head", "epochs", "batch_size", "lr", "warmup_epochs",
-                   "momentum", "weight_decay", "seed", "augment", "pretrain_epochs", "lambda_coord")
+RESULT_SETTINGS = ("data", "train_split", "val_split", "model", "input_size", "width", "head", "epochs",
+                   "batch_size", "lr", "warmup_epochs", "momentum", "weight_decay", "seed", "augment",
+                   "pretrain_epochs", "lambda_coord")
 
 
 def head_for(config: TrainConfig) -> str:
-    """The head the run uses: `config.head`, or its default for the model (see TrainConfig)."""
+    """The head the run uses: `config.head`, or its default for the model (see TrainConfig).
+    None for SSD, whose predictors are part of its architecture (its YOLO-only settings are refused)."""
+    if config.model == "ssd":
+        check_settings(config)
+        return None
     head = config.head if config.head is not None else ("conv" if config.model == "reduced" else "fc")
     if head not in ("fc", "conv"):
         raise MinidetError(f"--head must be fc or conv, got {head!r}")
@@ -107,21 +124,50 @@ def model_for(config: TrainConfig, num_classes: int):
         arch = {"name": "fast_yolo", "kwargs": dict(S=7, B=2, C=num_classes, seed=config.seed)}
     elif config.model == "yolo":
         arch = {"name": "yolo_v1", "kwargs": dict(S=7, B=2, C=num_classes, seed=config.seed)}
+    elif config.model == "ssd":
+        arch = ssd_arch(config, num_classes)
     else:
-        raise MinidetError(f"--model must be reduced, fast or yolo, got {config.model!r}")
+        raise MinidetError(f"--model must be reduced, fast, yolo or ssd, got {config.model!r}")
     try:
         return build(arch)
     except ValueError as e:
         raise MinidetError(str(e)) from None
 
 
+def dataset_roots(config: TrainConfig) -> list:
+    """The run's dataset roots (`--data`, repeatable), or the built-in dataset."""
+    return [Path(d) for d in ([config.data] if isinstance(config.data, str) else config.data)] \
+        if config.data else [builtin_dataset()]
+
+
+def loss_and_targets(config: TrainConfig, model):
+    """The loss of `model` and the loader's `target_fn(boxes, labels)` for one image."""
+    if config.model == "ssd":
+        return SSDTrainingLoss(), SSDTargets(model.priors)
+    return (YoloLoss(S=model.S, B=model.B, C=model.C, lambda_coord=config.lambda_coord),
+            partial(encode_targets, S=model.S, C=model.C))
+
+
 def dataset_root(config: TrainConfig) -> Path:
-    return Path(config.data) if config.data else builtin_dataset()
+    return dataset_roots(config)[0]
+
+
+DEFAULT_STEPS = 20 * (2000 // 32)  # the default run: 20 epochs of the built-in 2000 images at batch 32
+SMALL_TRAIN_SPLIT = 1000           # images; below this, a run from scratch is warned about
+
+
+def epochs_for(config: TrainConfig, steps_per_epoch: int) -> int:
+    """config.epochs, or (None) the epochs that make at least DEFAULT_STEPS optimizer steps."""
+    return config.epochs if config.epochs is not None else max(1, math.ceil(DEFAULT_STEPS / steps_per_epoch))
 
 
 def resolved_data(data):
-    """The dataset path a checkpoint records: absolute, so a resume from elsewhere finds it."""
-    return str(Path(data).resolve()) if data else data
+    """The dataset path(s) a checkpoint records: absolute, so a resume from elsewhere finds them."""
+    if not data:
+        return data
+    if isinstance(data, str):
+        return str(Path(data).resolve())
+    return [str(Path(d).resolve()) for d in data]
 
 
 def schedule_for(config: TrainConfig, steps_per_epoch: int) -> WarmupCosineLR:
@@ -146,11 +192,11 @@ def _finite(model) -> bool:
     return all(bool(get_array_module(p[k]).isfinite(p[k]).all()) for _, p, _, k in model.named_parameters())
 
 
-def _check_resume(config: TrainConfig, saved: dict, path):
+def _check_resume(config: TrainConfig, saved: dict, path, keys=RESULT_SETTINGS):
     # Checkpoints from before the `head` setting all had the fully connected head.
     saved = {"head": "fc", **saved}
     saved["data"] = resolved_data(saved.get("data"))  # checkpoints that stored it relative
-    for key in RESULT_SETTINGS:
+    for key in keys:
         if saved.get(key) != getattr(config, key):
             raise CheckpointError(f"--resume {path}: the run was trained with {key}={saved.get(key)!r}, "
                                   f"this run asks for {key}={getattr(config, key)!r}")
@@ -173,15 +219,19 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True, fo
     from tqdm import tqdm
 
     check_train_config(config)
+    if resume is not None:  # another model first: its other settings (--head) would only confuse
+        _check_resume(config, config_from_checkpoint(resume), resume, keys=("model",))
     # What the checkpoint records and --resume checks: the resolved head and dataset path.
     config = replace(config, head=head_for(config), data=resolved_data(config.data))
     device = resolve_device(config.device)
     root = dataset_root(config)
-    train_set = VOCDataset(root, "train", cache_images=True)
-    val_set = VOCDataset(root, "val", classes=train_set.classes, cache_images=True)
+    chosen = training_splits(dataset_roots(config), config.train_split, config.val_split, config.test_split)
+    for note in chosen.notes:
+        log(note)
+    train_set, val_set = chosen.train, chosen.val
     splits = {"train": train_set, "val": val_set}
-    if (Path(root) / "ImageSets" / "Main" / "test.txt").is_file():
-        splits["test"] = VOCDataset(root, "test", classes=train_set.classes, cache_images=True)
+    if chosen.test is not None:
+        splits["test"] = chosen.test
     for split in ("val", "test"):
         if split in splits:
             require_evaluable(splits[split])
@@ -193,9 +243,15 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True, fo
     if steps_per_epoch == 0:
         raise MinidetError(f"{root}: the train split has {len(train_set)} images, fewer than one batch "
                            f"of {config.batch_size}")
+    config = replace(config, epochs=epochs_for(config, steps_per_epoch))
+    if len(train_set) < SMALL_TRAIN_SPLIT and resume is None:
+        # On stdout with the run's other lines: stderr's one line is kept for errors.
+        log(f"warning: the training split has {len(train_set)} images: trained from scratch (no pretrained "
+            f"weights), a detector learns little from so few; expect a low mAP. The run makes "
+            f"{config.epochs * steps_per_epoch} optimizer steps ({config.epochs} epochs)")
     schedule = schedule_for(config, steps_per_epoch)
     opt = SGD(model, lr=schedule(0), momentum=config.momentum, weight_decay=config.weight_decay)
-    loss_fn = YoloLoss(S=model.S, B=model.B, C=model.C, lambda_coord=config.lambda_coord)
+    loss_fn, target_fn = loss_and_targets(config, model)
     start_epoch, step, history, best_map = 0, 0, [], -1.0
 
     if resume is not None:
@@ -231,7 +287,6 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True, fo
         best_map = recover_best(run, resume, history, best_map, log)
     model.to(device)
 
-    target_fn = partial(encode_targets, S=model.S, C=model.C)
     if resume is None and config.pretrain_epochs > 0:
         # Its own shuffles and augmentations (seed + 1): the detection epochs stay those of a
         # run without pretraining. Overflow is reported by the loss check, not as warnings.
@@ -254,7 +309,7 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True, fo
         for epoch in range(start_epoch, config.epochs):
             model.train()
             t0 = time.perf_counter()
-            sums = dict(loss=0.0, coord=0.0, obj=0.0, noobj=0.0, cls=0.0)
+            sums = dict(loss=0.0)
             bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
                        disable=not progress, mininterval=1.0, dynamic_ncols=True)
             for batch in bar:
@@ -266,12 +321,13 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True, fo
                         f"the loss became {value} at epoch {epoch + 1}, step {step} (lr {opt.lr:.3g}); "
                         f"stopped. The last good checkpoint is {run.last if run.last.exists() else 'none yet'}; "
                         f"try a lower --lr")
-                model.backward(loss_fn.backward())
+                grad = loss_fn.backward()   # SSD: (dloc, dconf)
+                model.backward(*grad) if isinstance(grad, tuple) else model.backward(grad)
                 opt.step()
                 step += 1
                 sums["loss"] += value
                 for k, v in loss_fn.components.items():
-                    sums[k] += v
+                    sums[k] = sums.get(k, 0.0) + v
                 bar.set_postfix(loss=f"{value:.3f}", **{k: f"{v:.3f}" for k, v in loss_fn.components.items()},
                                 refresh=False)
             bar.close()
@@ -294,25 +350,30 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True, fo
             if improved:
                 save(model, run.best, **meta)
             save(model, run.last, **meta)
-            run.write_metrics(history)
-            log(f"epoch {epoch + 1}/{config.epochs}: loss {record['loss']:.3f} (coord {record['coord']:.3f}, "
-                f"obj {record['obj']:.3f}, noobj {record['noobj']:.3f}, cls {record['cls']:.3f}), "
+            run.write_metrics(history, {"splits": chosen.record})
+            parts = ", ".join(f"{k} {record[k]:.3f}" for k in loss_fn.components)
+            log(f"epoch {epoch + 1}/{config.epochs}: loss {record['loss']:.3f} ({parts}), "
                 f"val mAP@0.5 {val['mAP']:.3f}{' (best)' if improved else ''}, {record['seconds']:.0f} s")
     finally:
         np.seterr(**errstate)
         train_loader.close()
         val_loader.close()
-    return finish(run, history, classes, splits, config, device, time.perf_counter() - t_start, log)
+    return finish(run, history, classes, splits, config, device, time.perf_counter() - t_start, log,
+                  chosen.record)
 
 
-def finish(run: Run, history, classes, splits, config, device, seconds, log) -> dict:
-    """Test mAP of the best model, plots and a sheet of detections (each file written atomically)."""
+def finish(run: Run, history, classes, splits, config, device, seconds, log, record=None) -> dict:
+    """Test mAP of the best model, plots and a sheet of detections (each file written atomically).
+    `splits` maps "train", "val" and (when there is one) "test" to their datasets; `record` is
+    what metrics.json says of how they were chosen."""
     from .visualize import detection_sheet, plot_curves
 
     model, _ = load_checkpoint(run.best)
     model.to(device)
     result = {"run_dir": str(run.dir), "train_seconds": seconds,
               "val_mAP": max(h["val_mAP"] for h in history) if history else None}
+    if record is not None:
+        result["splits"] = record
     if "test" in splits:
         with BatchLoader(splits["test"], config.batch_size, model.input_size, workers=config.workers) as loader:
             test, _, _ = evaluate_loader(model, loader, device)
@@ -342,4 +403,4 @@ def describe_result(result: dict) -> str:
 
 
 __all__ = ["TrainConfig", "TrainingDiverged", "train", "config_from_checkpoint", "describe_result",
-           "RESULT_SETTINGS", "model_for", "head_for", "schedule_for"]
+           "RESULT_SETTINGS", "model_for", "head_for", "schedule_for", "loss_and_targets"]

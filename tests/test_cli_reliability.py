@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -183,7 +184,8 @@ def test_a_bad_test_split_stops_the_run_before_training(tmp_path, capsys, tiny_v
     bad = _break_test_split(root, how)
     code, out, err = run(capsys, "train", "--data", root, *tiny_train_args, "--out", tmp_path / "run")
     assert_one_line_error(code, err, bad)
-    assert not (tmp_path / "run").exists() and "epoch" not in out
+    assert not (tmp_path / "run").exists()
+    assert not re.search(r"epoch \d+/\d+", out)  # no epoch ran (a warning may name epochs)
 
 
 def test_a_corrupt_validation_image_stops_the_run_before_training(tmp_path, capsys, tiny_voc, tiny_train_args):

@@ -43,14 +43,51 @@ def test_hand_computed_ap_both_metrics():
     assert evaluate(found, truth, use_07_metric=True)["AP"][0] == pytest.approx(6 / 11, abs=1e-15)
 
 
-def test_eleven_point_recall_exactly_on_a_threshold_counts():
-    # 10 truths, 3 detections, all TP: recall 0.1, 0.2, 0.3 at precision 1.
-    # t = 0, .1, .2, .3 are reached (recall 3/10 reaches t = 0.3): AP = 4/11.
+def test_eleven_point_recall_of_exactly_three_tenths_misses_the_fourth_threshold():
+    # 10 truths, 3 detections, all TP: recall 0.1, 0.2, 0.3 at precision 1. The thresholds
+    # are numpy.arange(0.0, 1.1, 0.1), whose fourth is 0.30000000000000004 > 3/10: only
+    # t = 0, .1, .2 are reached, AP = 3/11 (exact tenths would give 4/11).
     truth = [gts([box(k) for k in range(10)], [0] * 10)]
     found = [dets([box(0), box(1), box(2)], [0.9, 0.8, 0.7], [0, 0, 0])]
-    assert evaluate(found, truth, use_07_metric=True)["AP"][0] == pytest.approx(4 / 11, abs=1e-15)
+    assert evaluate(found, truth, use_07_metric=True)["AP"][0] == pytest.approx(3 / 11, abs=1e-15)
     # All-point: 0.3 · 1.
     assert evaluate(found, truth)["AP"][0] == pytest.approx(0.3, abs=1e-15)
+
+
+def port_voc_ap(outcome, npos):
+    """The 11-point AP as the widely used Python ports of the devkit compute it
+    (py-faster-rcnn's voc_eval.voc_ap with use_07_metric=True): outcome is the TP (True) /
+    FP (False) flag of each detection by descending score."""
+    tp = np.cumsum(np.array(outcome, dtype=float))
+    fp = np.cumsum(1.0 - np.array(outcome, dtype=float))
+    rec = tp / float(npos)
+    prec = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
+    ap = 0.0
+    for t in np.arange(0.0, 1.1, 0.1):
+        p = 0 if np.sum(rec >= t) == 0 else np.max(prec[rec >= t])
+        ap = ap + p / 11.0
+    return ap
+
+
+@pytest.mark.parametrize("outcome", [
+    [True, True, False, True],                                   # recall 3/10 exactly
+    [True, False, True, True, True, False, True, True, True],    # recall 7/10 exactly, precision < 1
+    [True, True, True, False, True, True, True, False, False, True],  # 6/10 then 7/10
+])
+def test_eleven_point_ap_equals_the_python_ports_to_the_last_bit(outcome):
+    # 10 truths of class 0 in one image; detection k is a TP on truth k or a FP far away.
+    truth = [gts([box(k) for k in range(10)], [0] * 10)]
+    boxes, g = [], 0
+    for hit in outcome:
+        boxes.append(box(g) if hit else box(40 + len(boxes)))
+        g += hit
+    scores = np.linspace(0.9, 0.1, len(outcome))
+    found = [dets(boxes, scores, [0] * len(outcome))]
+    ours = evaluate(found, truth, use_07_metric=True)["AP"][0]
+    assert ours == port_voc_ap(outcome, 10)   # bit for bit, not approximately
+    tenths = sum(max([p for p, r in zip(*pr_curves(found, truth)[0][::-1]) if r >= k / 10], default=0.0)
+                 for k in range(11)) / 11
+    assert abs(ours - tenths) > 1e-3   # exact tenths would not agree with the ports here
 
 
 def test_duplicates_are_false_positives():
@@ -183,8 +220,8 @@ def reference_ap(found, truths, cls, threshold=0.5):
     precision = [sum(outcome[:i + 1]) / (i + 1) for i in range(len(outcome))]
     recall = [sum(outcome[:i + 1]) / npos for i in range(len(outcome))]
     all_point = sum(max(precision[i:]) for i, tp in enumerate(outcome) if tp) / npos
-    eleven = sum(max([p for p, r in zip(precision, recall) if r >= k / 10], default=0.0)
-                 for k in range(11)) / 11
+    eleven = sum(max([p for p, r in zip(precision, recall) if r >= t], default=0.0)
+                 for t in np.arange(0.0, 1.1, 0.1)) / 11
     return all_point, eleven
 
 

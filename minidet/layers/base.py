@@ -50,6 +50,12 @@ class Layer:
         for key in self.params:
             yield prefix + key, self.params, self.grads, key
 
+    def named_buffers(self, prefix: str = ""):
+        """Yield `(name, buffers, key)` for every array of state that is not a parameter
+        (BatchNorm2d's running statistics): saved with the model, never optimized."""
+        for key in getattr(self, "buffers", {}):
+            yield prefix + key, self.buffers, key
+
     def num_parameters(self) -> int:
         return sum(int(p[k].size) for _, p, _, k in self.named_parameters())
 

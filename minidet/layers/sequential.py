@@ -59,6 +59,10 @@ class Sequential(Layer):
         for i, layer in enumerate(self.layers):
             yield from layer.named_parameters(f"{prefix}{i}.")
 
+    def named_buffers(self, prefix: str = ""):
+        for i, layer in enumerate(self.layers):
+            yield from layer.named_buffers(f"{prefix}{i}.")
+
     def to(self, device: str):
         for layer in self.layers:
             layer.to(device)

@@ -1,11 +1,20 @@
 """Models of the YOLO v1 family and their checkpoints.
 
     yolo_v1(), fast_yolo(), reduced_fast_yolo(input_size, width)  → YoloModel
+    ssd_lite(input_size, width, C)                                → SSDModel
     save(model, path, **metadata), load(path), load_checkpoint(path) → (model, metadata)
 """
 from .checkpoint import load, load_checkpoint, save, write_npz_atomic
+from .ssd import SSDModel, ssd_lite
 from .summary import profile, summary
 from .yolo import ARCHITECTURES, YoloModel, build, fast_yolo, reduced_fast_yolo, yolo_v1
+from .darknet import darknet_model, import_darknet
+from .state_dict import load_state_dict, state_dict
+
+# Networks read from darknet cfg files rebuild from the layer list their checkpoint stores.
+ARCHITECTURES["darknet"] = darknet_model
 
 __all__ = ["YoloModel", "yolo_v1", "fast_yolo", "reduced_fast_yolo", "build", "ARCHITECTURES",
-           "save", "load", "load_checkpoint", "write_npz_atomic", "summary", "profile"]
+           "darknet_model", "import_darknet", "state_dict", "load_state_dict",
+           "save", "load", "load_checkpoint", "write_npz_atomic", "summary", "profile",
+           "SSDModel", "ssd_lite"]

@@ -2,6 +2,8 @@
 
 Layout of the file (a NumPy .npz archive, no pickles):
     "param/<name>"     each parameter, by its name in `model.named_parameters()` ("0.W", ...)
+    "buffer/<name>"    each buffer (state that is not a parameter: BatchNorm2d's running
+                       statistics), by its name in `model.named_buffers()` ("1.running_mean")
     "arch"             JSON: {"name": ..., "kwargs": {...}} — what `models.build` rebuilds
     "meta"             JSON: the keyword metadata (class names, epoch, settings, ...)
     "state/<k>/<name>" arrays of metadata given as dicts of arrays (optimizer velocities)
@@ -46,6 +48,7 @@ def save(model, path, **metadata):
     value that is a dict of arrays (e.g. optimizer=opt.state_dict()) is stored as arrays.
     """
     arrays = {f"param/{name}": to_numpy(params[key]) for name, params, _, key in model.named_parameters()}
+    arrays.update({f"buffer/{name}": to_numpy(buffers[key]) for name, buffers, key in model.named_buffers()})
     meta = {"format": FORMAT_VERSION}
     for k, v in metadata.items():
         if isinstance(v, dict) and any(isinstance(a, np.ndarray) for a in v.values()):
@@ -110,11 +113,28 @@ def load_checkpoint(path, expect_arch: dict | None = None):
         if not np.all(np.isfinite(w)):
             raise CheckpointError(f"{path}: weight {name} holds non-finite values")
         params[key] = np.ascontiguousarray(w)
+    _load_buffers(model, files, path, arch)
     for k, a in files.items():
         if k.startswith("state/"):
             _, group, sub = k.split("/", 2)
             meta.setdefault(group, {})[sub] = a
     return model, meta
+
+
+def _load_buffers(model, files, path, arch):
+    """Restore `model`'s buffers (running statistics) from the "buffer/" entries of `files`."""
+    expected = {name: (buffers, key) for name, buffers, key in model.named_buffers()}
+    stored = {k[len("buffer/"):] for k in files if k.startswith("buffer/")}
+    if stored != set(expected):
+        missing, extra = sorted(set(expected) - stored), sorted(stored - set(expected))
+        raise CheckpointError(f"{path}: running statistics do not match {_describe(arch)} "
+                              f"(missing {missing[:3]}, unexpected {extra[:3]})")
+    for name, (buffers, key) in expected.items():
+        b = files[f"buffer/{name}"]
+        if b.shape != buffers[key].shape:
+            raise CheckpointError(f"{path}: buffer {name} has shape {b.shape}, the architecture needs "
+                                  f"{buffers[key].shape}")
+        buffers[key] = np.array(b, dtype=buffers[key].dtype)  # not ascontiguousarray: it makes 0-d 1-d
 
 
 def load(path):
