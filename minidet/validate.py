@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from .errors import CheckpointError, DatasetError, MinidetError
 
@@ -40,6 +41,8 @@ def check_train_config(config) -> None:
         raise MinidetError(f"momentum must be below 1, got {config.momentum!r}")
     for name, flag in _COUNTS.items():
         value = getattr(config, name)
+        if name == "epochs" and value is None:  # the default: as many as train.epochs_for gives
+            continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise MinidetError(f"{flag} must be a whole number of at least 1, got {value!r}")
     if isinstance(config.seed, bool) or not isinstance(config.seed, int) or config.seed < 0:
@@ -56,12 +59,28 @@ def check_threshold(value, flag: str = "--threshold") -> float:
 def require_evaluable(dataset) -> None:
     """DatasetError when a split has nothing to evaluate: no image, or no object that counts
     (every object difficult). An mAP over nothing is not 0, it is undefined."""
-    split_file = dataset.root / "ImageSets" / "Main" / f"{dataset.split}.txt"
+    where, split = _source(dataset)
     if len(dataset) == 0:
-        raise DatasetError(f"{split_file}: the {dataset.split} split is empty: nothing to evaluate")
+        raise DatasetError(f"{where}: the {split} split is empty: nothing to evaluate")
     if not any((~a.difficult).any() for a in dataset.annotations):
-        raise DatasetError(f"{split_file}: the {dataset.split} split has no object that is not difficult: "
+        raise DatasetError(f"{where}: the {split} split has no object that is not difficult: "
                            f"nothing to evaluate")
+
+
+def _source(dataset) -> tuple:
+    """(where the split comes from, its name) for a message: the VOC split file, another
+    layout's root, or the datasets a held-out part (data.splits.Subset) or a concatenation
+    (Concat) is made of."""
+    parts = getattr(dataset, "parts", None)
+    if parts is not None:
+        sources = [_source(p) for p in parts]
+        return " + ".join(str(w) for w, _ in sources), sources[0][1]
+    inner = getattr(dataset, "dataset", None)
+    if inner is not None:
+        where, split = _source(inner)
+        return f"{where} ({len(dataset)} of its images)", split
+    split_file = Path(dataset.root) / "ImageSets" / "Main" / f"{dataset.split}.txt"
+    return (split_file if split_file.is_file() else dataset.root), dataset.split
 
 
 def check_images(dataset, workers: int = 1) -> None:

@@ -227,6 +227,18 @@ def test_every_option_is_checked_before_the_run(tmp_path, capsys, tiny_voc, tiny
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("model", ["reduced", "fast", "yolo", "ssd"])
+def test_the_defaults_pass_the_checks(model):
+    """`minidet train` with no option: its defaults (epochs None: set by optimizer steps) are
+    valid settings, for every model."""
+    from minidet.train import TrainConfig
+    from minidet.validate import check_train_config
+
+    config = TrainConfig(model=model)
+    assert config.epochs is None
+    check_train_config(config)
+
+
 @pytest.mark.parametrize("value", ["nan", "-0.1", "1.5"])
 def test_detect_threshold_is_checked(tmp_path, capsys, tiny_run, value):
     image = _png(tmp_path / "img.png", (0, 255, 0))

@@ -98,3 +98,16 @@ def test_train_on_two_datasets_one_without_val_and_in_coco_layout(tiny_voc, tmp_
     assert metrics["splits"][str(coco)]["val"] == "3 images held out of train"
     assert len(metrics["splits"][str(coco)]["held_out"]) == 3 and metrics["splits"]["test"] == [str(tiny_voc), str(coco)]
     assert "test_mAP" in metrics
+
+
+def test_an_empty_held_out_or_concatenated_split_names_its_sources(tiny_voc, tmp_path):
+    from minidet.data.splits import Subset
+    from minidet.validate import require_evaluable
+
+    a = VOCDataset(variant(tiny_voc, tmp_path, "a"), "val")
+    b = VOCDataset(variant(tiny_voc, tmp_path, "b"), "val")
+    with pytest.raises(DatasetError, match=r"a/ImageSets/Main/val\.txt \(0 of its images\): the val split is empty"):
+        require_evaluable(Subset(a, []))
+    with pytest.raises(DatasetError, match=r"a/ImageSets/Main/val\.txt \(0 of its images\) \+ .*b/ImageSets/Main/val\.txt.*empty"):
+        require_evaluable(Concat([Subset(a, []), Subset(b, [])]))
+    require_evaluable(Concat([a, b]))  # both have objects: nothing to say
