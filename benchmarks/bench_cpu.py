@@ -22,16 +22,15 @@ import statistics
 import sys
 import time
 
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")
-
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import minidet  # noqa: E402,F401  (first: minidet.THREAD_POLICY, passive BLAS/OpenMP waiting, before NumPy loads)
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from minidet.layers import Conv2d, LeakyReLU, MaxPool2d, Sequential  # noqa: E402
 from minidet.loss import YoloLoss  # noqa: E402
 from minidet.models import reduced_fast_yolo  # noqa: E402
 from minidet.optim import SGD  # noqa: E402
+from minidet.timing import time_call  # noqa: E402
 
 
 def conv_stack(model):
@@ -123,12 +122,7 @@ def random_targets(N, S=7, C=20, seed=0):
 
 
 def median_ms(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+    return 1e3 * time_call(fn, "cpu", repeats, warmup=0)
 
 
 def run_config(input_size, width, batch, what, blocks, repeats, torch, head="fc"):

@@ -56,19 +56,9 @@ FAST_YOLO_CONVS = [(3, 16, 448), (16, 32, 224), (32, 64, 112), (64, 128, 56), (1
 
 def time_cupy(fn, warmup, repeats):
     """Median milliseconds of fn() on CuPy's current stream, by CUDA events."""
-    import cupy as cp
+    from minidet.timing import time_call
 
-    for _ in range(warmup):
-        fn()
-    cp.cuda.get_current_stream().synchronize()
-    start, end, times = cp.cuda.Event(), cp.cuda.Event(), []
-    for _ in range(repeats):
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(cp.cuda.get_elapsed_time(start, end))
-    return statistics.median(times)
+    return 1e3 * time_call(fn, "cuda", repeats, warmup)
 
 
 def time_torch(fn, warmup, repeats):
@@ -200,17 +190,15 @@ def bench_kernels(batch, warmup, repeats, copy_gbps):
         rows.append(row(f"maxpool k{k}s{s} forward 16×448²", ours, ref, "F.max_pool2d(return_indices)",
                         x.nbytes + yp.nbytes + argmax.nbytes, copy_gbps))
         dyp = rng.standard_normal(yp.shape, dtype=cp.float32)
-        for label, geometry in (("gather", {"kernel_size": k, "stride": s}), ("plane fallback", {})):
-            ours = time_cupy(lambda: maxpool2d_backward_gpu(dyp, argmax, x.shape, out=dx, **geometry),
-                             warmup, repeats)
-            ref = None
-            if torch is not None:
-                _, idx = F.max_pool2d(xt, k, s, return_indices=True)
-                dypt = torch.from_dlpack(dyp)
-                ref = time_torch(lambda: torch.ops.aten.max_pool2d_with_indices_backward(
-                    dypt, xt, [k, k], [s, s], [0, 0], [1, 1], False, idx), warmup, repeats)
-            rows.append(row(f"maxpool k{k}s{s} backward ({label})", ours, ref, "aten.max_pool2d_with_indices_backward",
-                            dx.nbytes + dyp.nbytes + argmax.nbytes, copy_gbps))
+        ours = time_cupy(lambda: maxpool2d_backward_gpu(dyp, argmax, x.shape, k, s, out=dx), warmup, repeats)
+        ref = None
+        if torch is not None:
+            _, idx = F.max_pool2d(xt, k, s, return_indices=True)
+            dypt = torch.from_dlpack(dyp)
+            ref = time_torch(lambda: torch.ops.aten.max_pool2d_with_indices_backward(
+                dypt, xt, [k, k], [s, s], [0, 0], [1, 1], False, idx), warmup, repeats)
+        rows.append(row(f"maxpool k{k}s{s} backward (gather)", ours, ref, "aten.max_pool2d_with_indices_backward",
+                        dx.nbytes + dyp.nbytes + argmax.nbytes, copy_gbps))
     del x, y, dy, dx, xt, yt, dyt
     _free()
 

@@ -75,8 +75,8 @@ def device_for(name: str):
 
 def _conv_ops(i, layer, shape):
     N, C, H, W = shape
-    F, k, s, p = layer.out_channels, layer.kernel_size, layer.stride, layer.padding
-    Ho, Wo = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+    F, k = layer.out_channels, layer.kernel_size
+    Ho, Wo = layer.output_shape(shape)[2:]
     x, out, cols, w = N * C * H * W, N * F * Ho * Wo, C * k * k * N * Ho * Wo, F * C * k * k
     flops = 2 * F * C * k * k * N * Ho * Wo
     forward = [Op(f"{i} conv im2col", F32 * (x + cols), numba=True),
@@ -110,10 +110,8 @@ def step_ops(batch: int = 64, size: int = 448, model=None):
             f, b = [Op(f"{i} leaky_relu forward", F32 * 2 * n, numba=True)], \
                    [Op(f"{i} leaky_relu backward", F32 * 3 * n, numba=True)]
         elif isinstance(layer, MaxPool2d):
-            k, s = layer.kernel_size, layer.stride
-            N, C, H, W = shape
-            shape = (N, C, (H - k) // s + 1, (W - k) // s + 1)
-            m = N * C * shape[2] * shape[3]
+            shape = layer.output_shape(shape)
+            m = shape[0] * shape[1] * shape[2] * shape[3]
             f = [Op(f"{i} maxpool forward", F32 * n + 2 * F32 * m, numba=True)]   # y and the int32 argmax
             b = [Op(f"{i} maxpool backward", 2 * F32 * m + F32 * n, numba=True)]
         elif isinstance(layer, Linear):
@@ -157,8 +155,7 @@ def kernel_bytes(batch: int = 64):
     for k, s in ((2, 2), (3, 2)):
         m = batch * 16 * ((448 - k) // s + 1) ** 2
         rows[f"maxpool k{k}s{s} forward 16×448²"] = F32 * n + 2 * F32 * m
-        rows[f"maxpool k{k}s{s} backward (gather)"] = rows[f"maxpool k{k}s{s} backward (plane fallback)"] = \
-            F32 * n + 2 * F32 * m
+        rows[f"maxpool k{k}s{s} backward (gather)"] = F32 * n + 2 * F32 * m
     return rows
 
 

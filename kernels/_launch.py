@@ -21,13 +21,39 @@ never chosen for real work: `minidet.backend.gpu_available()` is False under it)
 from __future__ import annotations
 
 import numpy as np
+from numba import cuda, njit
 
-from minidet.backend import get_array_module, simulator_enabled
+from ._device import get_array_module, simulator_enabled
 
 THREADS_PER_BLOCK = 256
 MAX_BLOCKS = 65535 * 32  # far below the 2³¹ − 1 limit on a 1-D grid; enough to fill any GPU
 SIM_THREADS_PER_BLOCK = 32
 SIM_MAX_BLOCKS = 2
+
+
+def cpu_and_cuda(body):
+    """A per-element body written once as a plain function, compiled for each backend:
+    (the numba.njit function the CPU loops call, the CUDA device function the kernels call).
+
+    Both are inlined at Numba's IR level (inline="always") into the loop that calls them:
+    no call per element on the CPU, and the CUDA kernel compiles to PTX with no device
+    function of its own (which Numba would otherwise compile for the current device, so
+    the machine-code checks could not run without one).
+    """
+    return (njit(inline="always", cache=True, nogil=True)(body),
+            cuda.jit(device=True, inline="always")(body))
+
+
+def _unravel_nchw(idx, C, H, W):
+    """(n, c, i, j) of flat index idx in a C-contiguous (N, C, H, W) array."""
+    j = idx % W
+    t = idx // W
+    i = t % H
+    t = t // H
+    return t // C, t % C, i, j
+
+
+unravel_nchw = cuda.jit(device=True, inline="always")(_unravel_nchw)  # for the kernels' grid-stride loops
 
 
 def launch_config(items: int) -> tuple[int, int]:
@@ -53,7 +79,7 @@ def check_device_array(x, where: str, name: str):
         if not simulator_enabled():
             raise TypeError(f"{where}: {name} is a NumPy array; the CUDA kernels take CuPy arrays "
                             f"(NumPy is accepted only under NUMBA_ENABLE_CUDASIM=1). "
-                            f"Use the CPU path in minidet.layers for NumPy inputs.")
+                            f"Call the operation's entry point (kernels.<op>.forward, ...) for NumPy inputs.")
     return xp
 
 
@@ -79,8 +105,6 @@ def check_out(out, shape, dtype, xp, where: str, name: str = "out"):
 
 def launch(kernel, items: int, *args):
     """Run `kernel` over `items` work items on the current stream of the arrays' device."""
-    from numba import cuda
-
     if items == 0:
         return
     blocks, threads = launch_config(items)

@@ -61,7 +61,6 @@ KERNELS = (
     Kernel("leaky_relu backward", "leaky_relu", "backward_kernel", "11f1"),
     Kernel("maxpool forward", "maxpool", "forward_kernel", "4iiii4n"),
     Kernel("maxpool backward gather", "maxpool", "backward_gather_kernel", "4nii4"),
-    Kernel("maxpool backward plane", "maxpool", "backward_plane_kernel", "4n4"),
     Kernel("sgd", "sgd", "sgd_kernel", "111fffi"),
     Kernel("yolo_loss", "yolo_loss", "yolo_loss_kernel", "44iifff42"),
 )
@@ -166,10 +165,6 @@ def assemble(ptx: str, arch: str, kernel: Kernel, dtype: str) -> Compiled:
                     spill_stores=_field(r"(\d+) bytes spill stores", report),
                     spill_loads=_field(r"(\d+) bytes spill loads", report),
                     sass=sass)
-
-
-def compile_one(kernel: Kernel, dtype: str, cc) -> Compiled:
-    return assemble(compile_ptx(kernel, dtype, cc), f"sm_{cc[0]}{cc[1]}", kernel, dtype)
 
 
 @functools.lru_cache(maxsize=1)

@@ -10,7 +10,9 @@ import os as _os
 # the cores, and on a busy 2-core machine a training step measured 2–20× slower.
 # Passive waiting costs nothing measurable when the machine is idle. These only take
 # effect if set before the libraries load; a user's own setting wins.
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+# THREAD_POLICY is also handed to the notebooks' kernels (minidet.course.book, the tests).
+THREAD_POLICY = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"}
+for _name, _value in THREAD_POLICY.items():
+    _os.environ.setdefault(_name, _value)
 
 __version__ = "0.1.0"

@@ -7,10 +7,10 @@ never fails for want of it, and it is only imported when an array could be a CuP
 from __future__ import annotations
 
 import functools
-import os
-import sys
 
 import numpy as np
+
+from kernels._device import get_array_module, simulator_enabled  # noqa: F401  (the one dispatch rule)
 
 DEVICES = ("cpu", "cuda")
 
@@ -61,11 +61,6 @@ def _device_count():
         return 0, e
 
 
-def simulator_enabled() -> bool:
-    """True when Numba's CUDA simulator is switched on (NUMBA_ENABLE_CUDASIM=1)."""
-    return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
-
-
 @functools.lru_cache(maxsize=1)
 def gpu_available() -> bool:
     """True when CuPy imports and sees at least one CUDA device.
@@ -76,19 +71,6 @@ def gpu_available() -> bool:
     if simulator_enabled():
         return False
     return _device_count()[0] > 0
-
-
-def get_array_module(*arrays):
-    """numpy or cupy: the module of the first CuPy array among `arrays`, else numpy.
-
-    Never imports CuPy: an array can only be a CuPy array if CuPy was imported already.
-    """
-    if "cupy" in sys.modules:
-        cp = sys.modules["cupy"]
-        for a in arrays:
-            if isinstance(a, cp.ndarray):
-                return cp
-    return np
 
 
 def is_gpu_array(x) -> bool:

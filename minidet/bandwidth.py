@@ -28,13 +28,14 @@ through CuPy and time with CUDA events.
 """
 from __future__ import annotations
 
-import statistics
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
+from kernels._device import output_size
+
 from .backend import check_device, gpu_available
+from .timing import time_call
 
 INDEX_BYTES = 4  # argmax is int32
 SLOPE = 0.1
@@ -54,7 +55,7 @@ def pooled_shape(x_shape, kernel_size: int = 2, stride: int | None = None):
     """(N, C, Ho, Wo) of a max-pool of x_shape (N, C, H, W), no padding."""
     stride = kernel_size if stride is None else stride
     N, C, H, W = x_shape
-    return (N, C, (H - kernel_size) // stride + 1, (W - kernel_size) // stride + 1)
+    return (N, C, output_size(H, kernel_size, stride), output_size(W, kernel_size, stride))
 
 
 def maxpool_bytes(x_shape, itemsize: int, kernel_size: int = 2, stride: int | None = None,
@@ -94,47 +95,15 @@ class Measurement:
         return self.flops / self.bytes_moved
 
 
-def time_call(fn, device: str = "cpu", repeats: int = 10, warmup: int = 2) -> float:
-    """Median seconds of `fn()` over `repeats` calls after `warmup` calls.
-
-    On "cuda" each call is timed with CUDA events on CuPy's current stream (kernel
-    launches return before the work is done, so a host clock would time the launch).
-    """
-    check_device(device)
-    if repeats < 1:
-        raise ValueError(f"time_call: repeats must be at least 1, got {repeats}")
-    for _ in range(warmup):
-        fn()
-    times = []
-    if device == "cpu":
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return statistics.median(times)
-    import cupy as cp
-
-    stream = cp.cuda.get_current_stream()
-    stream.synchronize()
-    start, end = cp.cuda.Event(), cp.cuda.Event()
-    for _ in range(repeats):
-        start.record(stream)
-        fn()
-        end.record(stream)
-        end.synchronize()
-        times.append(cp.cuda.get_elapsed_time(start, end) * 1e-3)
-    return statistics.median(times)
-
-
 def _operations(x, device: str, kernel_size: int, stride: int):
     """(name, fn, bytes, flops) for the copy and the four layer passes on x (N, C, H, W)."""
     n, s = x.size, x.itemsize
     pshape = pooled_shape(x.shape, kernel_size, stride)
     if device == "cpu":
-        from .layers.leaky_relu import _backward_cpu as leaky_bwd
-        from .layers.leaky_relu import _forward_cpu as leaky_fwd
-        from .layers.maxpool import _backward_cpu as pool_bwd
-        from .layers.maxpool import _forward_cpu as pool_fwd
+        from kernels.leaky_relu import backward_cpu_loop as leaky_bwd
+        from kernels.leaky_relu import forward_cpu_loop as leaky_fwd
+        from kernels.maxpool import backward_cpu_loop as pool_bwd
+        from kernels.maxpool import forward_cpu_loop as pool_fwd
 
         xp = np
         y, dx, dst = np.empty_like(x), np.empty_like(x), np.empty_like(x)
@@ -144,8 +113,9 @@ def _operations(x, device: str, kernel_size: int, stride: int):
         argmax = np.empty(pshape, np.int32)
         Ho, Wo = pshape[2:]
         copy = lambda: np.copyto(dst, x)  # noqa: E731
-        lf = lambda: leaky_fwd(flat[0], SLOPE, flat[1])  # noqa: E731
-        lb = lambda: leaky_bwd(flat[1], flat[2], SLOPE, flat[3])  # noqa: E731
+        slope = x.dtype.type(SLOPE)
+        lf = lambda: leaky_fwd(flat[0], slope, flat[1])  # noqa: E731
+        lb = lambda: leaky_bwd(flat[1], flat[2], slope, flat[3])  # noqa: E731
         pf = lambda: pool_fwd(x, kernel_size, stride, Ho, Wo, py, argmax)  # noqa: E731
         pdy = dy[:, :, :Ho, :Wo].copy()
         pb = lambda: pool_bwd(pdy, argmax, dx)  # noqa: E731

@@ -49,6 +49,17 @@ def centers_to_corners(boxes):
                      b[..., 0] + b[..., 2] / 2, b[..., 1] + b[..., 3] / 2], axis=-1)
 
 
+def grid_boxes(box, S):
+    """The boxes YOLO predictors decode to: box (N, S, S, B, ≥ 4) holding cell-relative
+    `[x, y, sqrt_w, sqrt_h, ...]` → corners (N, S, S, B, 4), image-relative: centre
+    ((j + x) / S, (i + y) / S), size (sqrt_w², sqrt_h²); row i is y, column j is x."""
+    xp = get_array_module(box)
+    col = xp.arange(S, dtype=box.dtype).reshape(1, 1, S, 1)
+    row = xp.arange(S, dtype=box.dtype).reshape(1, S, 1, 1)
+    return centers_to_corners(xp.stack([(col + box[..., 0]) / S, (row + box[..., 1]) / S,
+                                        box[..., 2] ** 2, box[..., 3] ** 2], axis=-1))
+
+
 def to_pixels(boxes, width, height):
     """(..., 4) normalized corners -> pixel corners of an image `width` × `height` pixels."""
     xp = get_array_module(boxes)
@@ -213,11 +224,7 @@ def decode(pred, S=7, B=2, C=20, score_threshold=0.2, iou_threshold=0.4, max_det
     box = pred[..., :5 * B].reshape(n, S, S, B, 5).astype(np.float64)
     cls = np.clip(pred[..., 5 * B:].astype(np.float64), 0, None)        # (N, S, S, C)
     conf = np.clip(box[..., 4], 0, None)                                 # (N, S, S, B)
-    col = np.arange(S).reshape(1, 1, S, 1)
-    row = np.arange(S).reshape(1, S, 1, 1)
-    centers = np.stack([(col + box[..., 0]) / S, (row + box[..., 1]) / S,
-                        box[..., 2] ** 2, box[..., 3] ** 2], axis=-1)
-    corners = np.clip(centers_to_corners(centers), 0.0, 1.0).reshape(n, S * S * B, 4)
+    corners = np.clip(grid_boxes(box, S), 0.0, 1.0).reshape(n, S * S * B, 4)
     scores = (conf[..., None] * cls[..., None, :]).reshape(n, S * S * B, C)
     results = []
     for img in range(n):

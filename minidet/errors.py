@@ -11,3 +11,7 @@ class DatasetError(MinidetError, ValueError):
 
 class CheckpointError(MinidetError, ValueError):
     """A checkpoint that is damaged, of another architecture, or does not fit the run."""
+
+
+class TrainingDiverged(MinidetError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""

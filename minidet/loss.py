@@ -32,17 +32,22 @@ There is no ½ in front: darknet's gradient is that of half this loss. The value
 `forward` is exactly the function whose gradient `backward` returns (with the assignment
 and the IoU targets held fixed, as they are constants of the step).
 
-Everything is vectorised with `xp = get_array_module(pred)` and keeps pred's dtype (float32
-in, float32 gradient out). On a CuPy pred, `forward` runs the fused kernel of
-kernels/yolo_loss.py instead (one thread per cell, the same rules), unless an assignment
-is given; this vectorised code is its reference.
+Three paths compute it (`YoloLoss(path=...)`), each tested against the others:
+- "vectorised": the array code below, with `xp = get_array_module(pred)`, keeping pred's
+  dtype (float32 in, float32 gradient out); on either device;
+- "fused": the CUDA kernel of kernels/yolo_loss.py (one thread per cell, the same rules,
+  the loss parts and dpred in one pass); CuPy preds;
+- "reference": minidet/loss_cells.py, cell by cell in float64 on the CPU (slow: for
+  checks), its gradient returned in pred's dtype on pred's device.
+"auto" (the default) takes "vectorised" on NumPy and `gpu_path` on CuPy.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .backend import get_array_module
-from .boxes import elementwise_iou
+from .backend import device_of, get_array_module, to_device, to_numpy
+from .boxes import centers_to_corners, elementwise_iou, grid_boxes
+from .loss_cells import yolo_loss_reference
 
 
 def _split(pred, B):
@@ -85,13 +90,8 @@ def assign(pred, target, B=2):
     s = pred.shape[1]
     col = xp.arange(s, dtype=pred.dtype).reshape(1, 1, s)
     row = xp.arange(s, dtype=pred.dtype).reshape(1, s, 1)
-
-    def corners(cx, cy, w, h):
-        return xp.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=-1)
-
-    truth = corners((col + t[..., 0]) / s, (row + t[..., 1]) / s, t[..., 2], t[..., 3])
-    boxes = corners((col[..., None] + box[..., 0]) / s, (row[..., None] + box[..., 1]) / s,
-                    box[..., 2] ** 2, box[..., 3] ** 2)
+    truth = centers_to_corners(xp.stack([(col + t[..., 0]) / s, (row + t[..., 1]) / s, t[..., 2], t[..., 3]], axis=-1))
+    boxes = grid_boxes(box, s)
     ious = elementwise_iou(boxes, truth[..., None, :])                      # (N, S, S, B)
     sq_err = xp.sum((box[..., :4] - _truth(t)[..., None, :]) ** 2, axis=-1)     # (N, S, S, B)
     # argmax / argmin return the first extremum, which is the lowest-index tie rule.
@@ -109,16 +109,20 @@ class YoloLoss:
     divided by N, summing to the loss), `responsible` (N, S, S) and `iou` (N, S, S) from
     `assign`.
 
-    gpu_path: on a CuPy pred, "fused" (one kernel for the loss and its gradient) or
-    "vectorised" (the array code below, as on the CPU). NumPy preds always take the latter.
+    path: "auto", "vectorised", "fused" or "reference" (see the module docstring).
+    gpu_path: what "auto" takes on a CuPy pred, "fused" (one kernel for the loss and its
+    gradient) or "vectorised" (the array code below, as on the CPU).
     """
 
+    PATHS = ("auto", "vectorised", "fused", "reference")
     GPU_PATHS = ("fused", "vectorised")
 
-    def __init__(self, S=7, B=2, C=20, lambda_coord=5.0, lambda_noobj=0.5, *, gpu_path="fused"):
+    def __init__(self, S=7, B=2, C=20, lambda_coord=5.0, lambda_noobj=0.5, *, path="auto", gpu_path="fused"):
+        if path not in self.PATHS:
+            raise ValueError(f"YoloLoss: path must be one of {self.PATHS}, got {path!r}")
         if gpu_path not in self.GPU_PATHS:
             raise ValueError(f"YoloLoss: gpu_path must be one of {self.GPU_PATHS}, got {gpu_path!r}")
-        self.gpu_path = gpu_path
+        self.path, self.gpu_path = path, gpu_path
         self.S, self.B, self.C = S, B, C
         self.lambda_coord, self.lambda_noobj = lambda_coord, lambda_noobj
         self.components = {}
@@ -146,8 +150,11 @@ class YoloLoss:
         self._check(pred, target)
         if pred.dtype.kind != "f":
             pred = pred.astype(xp.float64)
-        if xp is not np and assignment is None and self.gpu_path == "fused":
+        path = self._path(xp, assignment)
+        if path == "fused":
             return self._forward_gpu(pred, target)
+        if path == "reference":
+            return self._forward_reference(pred, target)
         obj, t = _target_parts(pred, target)
         responsible, iou = assign(pred, target, self.B) if assignment is None else assignment
         responsible, iou = xp.asarray(responsible), xp.asarray(iou).astype(pred.dtype, copy=False)
@@ -171,6 +178,24 @@ class YoloLoss:
         self._cache = (pred.shape, pred.dtype, r, o, d_coord, d_obj, conf, d_cls)
         return float(coord + obj_term + noobj + cls_term)
 
+    def _path(self, xp, assignment):
+        if assignment is not None:
+            if self.path not in ("auto", "vectorised"):
+                raise ValueError(f"YoloLoss: an assignment can be held fixed on the vectorised path only, "
+                                 f"not path={self.path!r}")
+            return "vectorised"
+        if self.path == "auto":
+            return "vectorised" if xp is np else self.gpu_path
+        return self.path
+
+    def _forward_reference(self, pred, target):
+        loss, self.components, dpred, _, responsible = yolo_loss_reference(
+            to_numpy(pred), to_numpy(target), self.S, self.B, self.C, self.lambda_coord, self.lambda_noobj)
+        device = device_of(pred)
+        self.responsible, self.iou = to_device(responsible.astype(np.int64), device), None
+        self._cache = ("done", to_device(dpred.astype(pred.dtype), device))
+        return loss
+
     def _forward_gpu(self, pred, target):
         # One fused kernel (kernels/yolo_loss.py): loss parts and dpred in a single pass,
         # one device-to-host copy of the four sums.
@@ -180,14 +205,14 @@ class YoloLoss:
         loss, self.components, dpred = yolo_loss_gpu(pred, target, self.S, self.B, self.C,
                                                      self.lambda_coord, self.lambda_noobj)
         self.responsible = self.iou = None
-        self._cache = ("gpu", dpred)
+        self._cache = ("done", dpred)
         return loss
 
     def backward(self):
         """dL/dpred, shape and dtype of the pred given to `forward`."""
         if self._cache is None:
             raise RuntimeError("YoloLoss.backward called before YoloLoss.forward")
-        if self._cache[0] == "gpu":
+        if self._cache[0] == "done":  # the fused and reference paths computed dpred in forward
             return self._cache[1]
         shape, dtype, r, o, d_coord, d_obj, conf, d_cls = self._cache
         xp = get_array_module(d_coord)

@@ -23,31 +23,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+
+from kernels import sgd as sgd_op
 
 from .backend import get_array_module
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def _sgd_cpu(w, g, v, lr, momentum, decay):
-    mu = w.dtype.type(momentum)
-    lam = w.dtype.type(decay)
-    step = w.dtype.type(lr)
-    for i in prange(w.size):
-        vi = mu * v[i] + g[i] + lam * w[i]
-        v[i] = vi
-        w[i] -= step * vi
-
-
 def sgd_update(w, g, v, lr: float, momentum: float, weight_decay: float):
-    """In place: v ← μv + g + λw; w ← w − lr·v. w, g, v contiguous, same shape and dtype."""
-    if get_array_module(w) is np:
-        _sgd_cpu(w.reshape(-1), np.ascontiguousarray(g, dtype=w.dtype).reshape(-1), v.reshape(-1),
-                 lr, momentum, weight_decay)
-    else:
-        from kernels import sgd as gpu
-
-        gpu.sgd_update_gpu(w, g, v, lr, momentum, weight_decay)
+    """In place: v ← μv + g + λw; w ← w − lr·v. w, g, v contiguous, same shape and dtype
+    (the operation, on either device, is kernels/sgd.py)."""
+    sgd_op.update(w, g, v, lr, momentum, weight_decay)
 
 
 class SGD:
@@ -181,12 +166,10 @@ class FlatParameters:
         return True
 
     def step(self, group, lr, momentum, weight_decay):
-        from kernels import sgd as gpu
-
         grads = {name: grads[key] for name, _, grads, key in group}
         xp = get_array_module(self.w)
         xp.concatenate([grads[name].reshape(-1) for name in self.names], out=self.g)
-        gpu.sgd_update_gpu(self.w, self.g, self.v, lr, momentum, weight_decay, n_decayed=self.n_decayed)
+        sgd_op.sgd_update_gpu(self.w, self.g, self.v, lr, momentum, weight_decay, n_decayed=self.n_decayed)
 
 
 class WarmupStepLR:

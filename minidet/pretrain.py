@@ -22,8 +22,9 @@ import math
 import numpy as np
 
 from .backend import get_array_module, to_device
+from .errors import MinidetError, TrainingDiverged
 from .layers import Conv2d, Sequential
-from .optim import SGD
+from .optim import SGD, WarmupStepLR
 
 
 class CellClassLoss:
@@ -60,31 +61,34 @@ def trunk_of(model) -> Sequential:
     return Sequential(*model.layers[:model.trunk_length])
 
 
-def pretrain(model, loader, epochs: float, lr: float, device: str = "cpu", log=print, seed: int = 0) -> dict:
+def pretrain(model, loader, epochs: float, lr: float, device: str = "cpu", log=print, seed: int = 0,
+             momentum: float = 0.9, weight_decay: float = 5e-4) -> dict:
     """Train `model`'s convolutional layers with a 1×1 cell-classification head for `epochs`
     passes of `loader` (a BatchLoader with `target_fn` set). Updates the model in place.
 
-    SGD with momentum 0.9 and decay 5e-4; the learning rate warms up linearly from lr/100
-    over the first half epoch and stays at lr. Returns {"loss", "accuracy"} of the last epoch.
+    SGD with `momentum` and `weight_decay` (the run's settings); the learning rate warms up
+    linearly from lr/100 over the first half epoch and stays at lr (`WarmupStepLR`).
+    Returns {"loss", "accuracy"} of the last epoch.
     """
+    if len(loader) == 0:
+        raise MinidetError("pretraining: the training loader yields no batch (fewer images than the batch size?)")
     trunk = trunk_of(model)
     channels = next(layer for layer in reversed(trunk.layers) if isinstance(layer, Conv2d)).out_channels
     head = Conv2d(channels, model.C, 1, rng=np.random.default_rng(seed))
     head.to(device)
     net = Sequential(*trunk.layers, head)
     net.train()
-    opt = SGD(net, lr=lr / 100)
+    schedule = WarmupStepLR(lr, lr / 100, warmup_steps=max(1, len(loader) // 2))
+    opt = SGD(net, lr=schedule(0), momentum=momentum, weight_decay=weight_decay)
     loss_fn = CellClassLoss()
     steps = max(1, int(round(epochs * len(loader))))
-    warmup = max(1, len(loader) // 2)
     step, total, acc, n = 0, 0.0, 0.0, 0
     while step < steps:
+        before = step
         for batch in loader:
-            opt.lr = lr * min(1.0, 0.01 + 0.99 * step / warmup)
+            opt.lr = schedule(step)
             value = loss_fn.forward(net.forward(to_device(batch.images, device)), to_device(batch.targets, device))
             if not math.isfinite(value):
-                from .train import TrainingDiverged
-
                 raise TrainingDiverged(f"the loss became {value} at step {step} of the pretraining; try a lower --lr")
             net.backward(loss_fn.backward())
             opt.step()
@@ -97,4 +101,6 @@ def pretrain(model, loader, epochs: float, lr: float, device: str = "cpu", log=p
                 total, acc, n = 0.0, 0.0, 0
             if step >= steps:
                 break
+        if step == before:
+            raise MinidetError("pretraining: a pass over the training loader yielded no batch")
     return result

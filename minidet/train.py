@@ -32,7 +32,7 @@ from .backend import get_array_module, resolve_device, to_device
 from .boxes import encode_targets
 from .data import BatchLoader, builtin_dataset
 from .data.splits import training_splits
-from .errors import CheckpointError, MinidetError
+from .errors import CheckpointError, MinidetError, TrainingDiverged
 from .files import atomic_write, refuse_existing
 from .inference import evaluate_loader, predict
 from .layers import Dropout
@@ -44,10 +44,6 @@ from .rundir import Run, check_training_state, recover_best
 from .validate import (check_fingerprint, check_images, check_train_config, fingerprint,
                        require_evaluable)
 from .ssd.task import SSD_LR, SSDTargets, SSDTrainingLoss, check_settings, ssd_arch
-
-
-class TrainingDiverged(MinidetError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 @dataclass
@@ -293,7 +289,8 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True, fo
         with BatchLoader(train_set, config.batch_size, size, augment=config.augment, shuffle=True,
                          drop_last=True, seed=config.seed + 1, target_fn=target_fn, workers=config.workers,
                          device=device) as loader, np.errstate(over="ignore", invalid="ignore"):
-            pretrain(model, loader, config.pretrain_epochs, config.lr, device, log=log, seed=config.seed)
+            pretrain(model, loader, config.pretrain_epochs, config.lr, device, log=log, seed=config.seed,
+                     momentum=config.momentum, weight_decay=config.weight_decay)
     train_loader = BatchLoader(train_set, config.batch_size, size, augment=config.augment, shuffle=True,
                                drop_last=True, seed=config.seed, target_fn=target_fn, workers=config.workers,
                                device=device)

@@ -20,11 +20,12 @@ simulator runs every CUDA thread as a Python thread.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
+from kernels._device import output_size
+from kernels.im2col import col2im_reference
+from minidet.loss_cells import yolo_loss_reference
 from minidet.backend import get_array_module, simulator_enabled, to_numpy
 from minidet.testing import assert_close
 
@@ -46,94 +47,8 @@ def poisoned(xp, shape, dtype):
 
 
 # -- NumPy references (float64, loops where the loop is the definition) -------------------
-
-def col2im_reference(cols, x_shape, k, stride, padding):
-    """The adjoint of im2col, entry by entry, in float64."""
-    N, C, H, W = x_shape
-    Ho, Wo = (H + 2 * padding - k) // stride + 1, (W + 2 * padding - k) // stride + 1
-    # cols (C·k·k, N·Ho·Wo): row (c·k + ki)·k + kj, column (n·Ho + oi)·Wo + oj.
-    cols = np.asarray(cols, dtype=np.float64).reshape(C, k, k, N, Ho, Wo)
-    dxp = np.zeros((N, C, H + 2 * padding, W + 2 * padding))
-    for ki in range(k):
-        for kj in range(k):
-            for oi in range(Ho):
-                for oj in range(Wo):
-                    dxp[:, :, oi * stride + ki, oj * stride + kj] += cols[:, ki, kj, :, oi, oj].T
-    return dxp[:, :, padding:padding + H, padding:padding + W]
-
-
-def maxpool_backward_reference(dy, argmax, x_shape):
-    """dx in float64: every dy added at its window's argmax."""
-    N, C, H, W = x_shape
-    dx = np.zeros((N, C, H * W))
-    dy = np.asarray(dy, dtype=np.float64).reshape(N, C, -1)
-    argmax = np.asarray(argmax).reshape(N, C, -1)
-    for n in range(N):
-        for c in range(C):
-            np.add.at(dx[n, c], argmax[n, c], dy[n, c])
-    return dx.reshape(x_shape)
-
-
-def _iou(a, b):
-    iw = max(min(a[2], b[2]) - max(a[0], b[0]), 0.0)
-    ih = max(min(a[3], b[3]) - max(a[1], b[1]), 0.0)
-    inter = iw * ih
-    union = max(a[2] - a[0], 0.0) * max(a[3] - a[1], 0.0) + max(b[2] - b[0], 0.0) * max(b[3] - b[1], 0.0) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def _corners(cx, cy, w, h):
-    return (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
-
-
-def yolo_loss_reference(pred, target, S, B, C, lambda_coord=5.0, lambda_noobj=0.5):
-    """The contract's YOLO v1 loss, cell by cell in float64: the oracle of kernels/yolo_loss.py.
-
-    Returns (loss, components, dpred (N, S, S, 5B + C), parts (N·S·S, 4), responsible (N, S, S)),
-    parts holding each cell's (coord, obj, noobj, cls), divided by N; responsible −1 in empty cells.
-    """
-    pred = np.asarray(pred, dtype=np.float64)
-    target = np.asarray(target, dtype=np.float64)
-    N = pred.shape[0]
-    dpred = np.zeros_like(pred)
-    parts = np.zeros((N * S * S, 4))
-    responsible = np.full((N, S, S), -1)
-    for n in range(N):
-        for i in range(S):
-            for j in range(S):
-                p, t, cell = pred[n, i, j], target[n, i, j], (n * S + i) * S + j
-                resp, iou_r = -1, 0.0
-                if t[4] > 0.5:
-                    tx, ty, tw, th = t[:4]
-                    root = (tx, ty, math.sqrt(max(tw, 0.0)), math.sqrt(max(th, 0.0)))
-                    truth = _corners((j + tx) / S, (i + ty) / S, tw, th)
-                    ious, errs = [], []
-                    for b in range(B):
-                        x, y, sw, sh = p[5 * b:5 * b + 4]
-                        ious.append(_iou(_corners((j + x) / S, (i + y) / S, sw * sw, sh * sh), truth))
-                        errs.append(sum((p[5 * b + q] - root[q]) ** 2 for q in range(4)))
-                    resp = int(np.argmax(ious)) if max(ious) > 0 else int(np.argmin(errs))
-                    iou_r = ious[resp]
-                    d = p[5 * B:] - t[5:]
-                    parts[cell, 3] = np.sum(d * d) / N
-                    dpred[n, i, j, 5 * B:] = 2 * d / N
-                    for q in range(4):
-                        dq = p[5 * resp + q] - root[q]
-                        parts[cell, 0] += lambda_coord * dq * dq / N
-                        dpred[n, i, j, 5 * resp + q] = 2 * lambda_coord * dq / N
-                    dc = p[5 * resp + 4] - iou_r
-                    parts[cell, 1] = dc * dc / N
-                    dpred[n, i, j, 5 * resp + 4] = 2 * dc / N
-                responsible[n, i, j] = resp
-                for b in range(B):
-                    if b != resp:
-                        conf = p[5 * b + 4]
-                        parts[cell, 2] += lambda_noobj * conf * conf / N
-                        dpred[n, i, j, 5 * b + 4] = 2 * lambda_noobj * conf / N
-    sums = parts.sum(axis=0)
-    components = dict(zip(("coord", "obj", "noobj", "cls"), (float(v) for v in sums)))
-    return float(sums.sum()), components, dpred, parts, responsible
-
+# The operations' own references live beside them in kernels/ (col2im_reference,
+# maxpool2d_reference, ...); the loss's cell-by-cell one in minidet/loss_cells.py.
 
 # -- cases ---------------------------------------------------------------------------------
 
@@ -236,8 +151,8 @@ def check_im2col_allocates(xp):
 
 
 def check_leaky_relu(xp, dtype, slope):
-    from kernels.leaky_relu import leaky_relu_backward_gpu, leaky_relu_forward_gpu
-    from minidet.layers.leaky_relu import leaky_relu_backward, leaky_relu_forward, leaky_relu_reference
+    from kernels.leaky_relu import leaky_relu_backward_gpu, leaky_relu_forward_gpu, leaky_relu_reference
+    from minidet.layers.leaky_relu import leaky_relu_backward, leaky_relu_forward
 
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 3, 5, 7)).astype(dtype)   # 210 elements: several grid strides
@@ -259,31 +174,29 @@ def check_leaky_relu(xp, dtype, slope):
 
 
 def check_maxpool(xp, dtype, k, stride):
-    from kernels.maxpool import maxpool2d_backward_gpu, maxpool2d_forward_gpu
-    from minidet.layers.maxpool import maxpool2d_backward, maxpool2d_forward, maxpool2d_forward_naive
+    from kernels.maxpool import (maxpool2d_backward_gpu, maxpool2d_backward_reference, maxpool2d_forward_gpu,
+                                 maxpool2d_reference)
+    from minidet.layers.maxpool import maxpool2d_backward, maxpool2d_forward
 
     x = maxpool_input(dtype)
     N, C, H, W = x.shape
-    Ho, Wo = (H - k) // stride + 1, (W - k) // stride + 1
+    Ho, Wo = output_size(H, k, stride), output_size(W, k, stride)
     y_out, a_out = poisoned(xp, (N, C, Ho, Wo), dtype), poisoned(xp, (N, C, Ho, Wo), np.int32)
     y, argmax = maxpool2d_forward_gpu(xp.asarray(x), k, stride, out=y_out, argmax_out=a_out)
     assert y is y_out and argmax is a_out and argmax.dtype == np.int32
-    y_ref, a_ref = maxpool2d_forward_naive(x.astype(np.float64), k, stride)
+    y_ref, a_ref = maxpool2d_reference(x.astype(np.float64), k, stride)
     assert_close(y, y_ref, rtol=rtol_for(dtype), name=f"maxpool forward k{k} s{stride}")
     np.testing.assert_array_equal(to_numpy(argmax), a_ref, err_msg=f"argmax k{k} s{stride} (ties: first wins)")
 
     dy = np.random.default_rng(4).standard_normal((N, C, Ho, Wo)).astype(dtype)
-    expected = maxpool_backward_reference(dy, a_ref, x.shape)
+    expected = maxpool2d_backward_reference(dy, a_ref, x.shape)
     _, cache = maxpool2d_forward(x, k, stride)
     dx_cpu = maxpool2d_backward(dy, cache)
-    for geometry in ({"kernel_size": k, "stride": stride}, {}):  # the gather, and the fallback
-        out = poisoned(xp, x.shape, dtype)
-        dx = maxpool2d_backward_gpu(xp.asarray(dy), argmax, x.shape, out=out, **geometry)
-        assert dx is out
-        what = "gather" if geometry else "plane fallback"
-        assert_close(dx, expected, rtol=rtol_for(dtype), atol=rtol_for(dtype),
-                     name=f"maxpool backward ({what}) k{k} s{stride}")
-        np.testing.assert_array_equal(to_numpy(dx), dx_cpu, err_msg=f"maxpool backward ({what}) vs CPU")
+    out = poisoned(xp, x.shape, dtype)
+    dx = maxpool2d_backward_gpu(xp.asarray(dy), argmax, x.shape, k, stride, out=out)
+    assert dx is out
+    assert_close(dx, expected, rtol=rtol_for(dtype), atol=rtol_for(dtype), name=f"maxpool backward k{k} s{stride}")
+    np.testing.assert_array_equal(to_numpy(dx), dx_cpu, err_msg="maxpool backward vs CPU")
 
 
 def check_sgd(xp, dtype, weight_decay):
@@ -422,14 +335,15 @@ def test_yolo_loss(dtype, case):
 
 
 def test_defaults_as_the_layers_call_them():
-    """The calls minidet.layers makes on a GPU array: no `out`, no window geometry."""
+    """The calls minidet.layers makes on a GPU array: no `out`."""
     from kernels import leaky_relu, maxpool
-    from minidet.layers.leaky_relu import leaky_relu_reference
+    from kernels.leaky_relu import leaky_relu_reference
+    from kernels.maxpool import maxpool2d_backward_reference
 
     x = maxpool_input(np.float32, shape=(2, 2, 5, 5))
     y = leaky_relu.leaky_relu_forward_gpu(x, 0.1)
     assert y.dtype == np.float32
     assert_close(y, leaky_relu_reference(x.astype(np.float64), 0.1))
     y, argmax = maxpool.maxpool2d_forward_gpu(x, 2, 2)
-    dx = maxpool.maxpool2d_backward_gpu(np.ones_like(y), argmax, x.shape)
-    assert_close(dx, maxpool_backward_reference(np.ones_like(y), argmax, x.shape))
+    dx = maxpool.maxpool2d_backward_gpu(np.ones_like(y), argmax, x.shape, 2, 2)
+    assert_close(dx, maxpool2d_backward_reference(np.ones_like(y), argmax, x.shape))

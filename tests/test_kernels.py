@@ -24,6 +24,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kernels import im2col as im2col_op
+from kernels import leaky_relu as leaky_op
+from kernels import maxpool as maxpool_op
+from kernels import sgd as sgd_op
+from kernels.im2col import col2im_reference
 from minidet.backend import gpu_available, simulator_enabled
 from minidet.layers import Conv2d, LeakyReLU, MaxPool2d, Permute
 from minidet.testing import assert_close
@@ -51,6 +56,7 @@ real_numba_cuda = pytest.mark.skipif(simulator_enabled(), reason="NUMBA_ENABLE_C
 def test_kernels_import_without_cupy_or_gpu():
     code = ("import sys; sys.modules['cupy'] = None\n"  # an import of cupy would now fail
             "import kernels, kernels.im2col, kernels.leaky_relu, kernels.maxpool, kernels.sgd, kernels.yolo_loss\n"
+            "assert not [m for m in sys.modules if m.split('.')[0] == 'minidet'], 'kernels imported minidet'\n"
             "print('ok')")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           env=_env(NUMBA_ENABLE_CUDASIM="0"))
@@ -66,6 +72,36 @@ def test_numpy_inputs_are_refused_outside_the_simulator():
         im2col_gpu(np.zeros((1, 1, 3, 3), np.float32), 3, 1, 1)
     with pytest.raises(TypeError, match="CuPy"):
         yolo_loss_gpu(np.zeros((1, 1, 1, 12)), np.zeros((1, 1, 1, 7)), S=1, B=2, C=2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cpu_entry_points_match_the_references(dtype):
+    """Each operation's entry point, given NumPy arrays, runs its CPU form: against the
+    NumPy reference beside it in kernels/ (tie-heavy max-pool input, overlapping windows,
+    undecayed tail of the SGD buffer)."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(-2, 3, size=(2, 3, 7, 6)).astype(dtype)
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    y = leaky_op.forward(x, 0.1)
+    np.testing.assert_array_equal(y, leaky_op.leaky_relu_reference(x, x.dtype.type(0.1)))
+    np.testing.assert_array_equal(leaky_op.backward(y, dy, 0.1), np.where(x > 0, dy, x.dtype.type(0.1) * dy))
+    for k, s in ((3, 2), (2, 1), (2, 2)):
+        y, argmax = maxpool_op.forward(x, k, s)
+        y_ref, a_ref = maxpool_op.maxpool2d_reference(x, k, s)
+        np.testing.assert_array_equal(y, y_ref)
+        np.testing.assert_array_equal(argmax, a_ref)
+        g = rng.standard_normal(y.shape).astype(dtype)
+        assert_close(maxpool_op.backward(g, argmax, x.shape, k, s), maxpool_op.maxpool2d_backward_reference(g, a_ref, x.shape),
+                     rtol=1e-6, atol=1e-6, name=f"maxpool backward k{k} s{s}")
+    cols = im2col_op.im2col(x, 3, 2, 1)
+    np.testing.assert_array_equal(cols, im2col_op.im2col_reference(x, 3, 2, 1))
+    assert_close(im2col_op.col2im(cols, x.shape, 3, 2, 1), col2im_reference(cols, x.shape, 3, 2, 1), rtol=1e-6,
+                 atol=1e-6)
+    w, g, v = (rng.standard_normal(50).astype(dtype) for _ in range(3))
+    w_ref, v_ref = sgd_op.sgd_reference(w.astype(np.float64), g, v.astype(np.float64), 0.1, 0.9, 0.05, n_decayed=30)
+    sgd_op.update(w, g, v, 0.1, 0.9, 0.05, n_decayed=30)
+    assert_close(w, w_ref, rtol=1e-6, atol=1e-6, name="sgd w")
+    assert_close(v, v_ref, rtol=1e-6, atol=1e-6, name="sgd v")
 
 
 @real_numba_cuda
@@ -118,11 +154,12 @@ def test_kernels_lower_for_the_cuda_target():
 
 @pytest.mark.parametrize("case", checks.YOLO_CASES)
 def test_yolo_oracle_matches_minidet_loss(case):
-    """The test file's loop oracle (tests/kernels_cudasim.py) against minidet.loss, float64."""
+    """The cell-by-cell oracle (minidet.loss_cells) against minidet.loss, float64."""
     from minidet.loss import YoloLoss, assign
+    from minidet.loss_cells import yolo_loss_reference
 
     pred, target, S, B, C, expect = checks.yolo_case(case, np.float64)
-    loss, comps, dpred, _, responsible = checks.yolo_loss_reference(pred, target, S, B, C, 5.0, 0.5)
+    loss, comps, dpred, _, responsible = yolo_loss_reference(pred, target, S, B, C, 5.0, 0.5)
     ref = YoloLoss(S, B, C, 5.0, 0.5)
     assert_close(loss, ref.forward(pred, target), rtol=1e-12)
     for name, value in ref.components.items():
@@ -137,10 +174,10 @@ def test_col2im_oracle_is_the_cpu_adjoint():
     x = checks.im2col_input(np.float64, shape=(2, 2, 5, 4))
     k, s, p = 3, 2, 1
     cols = np.random.default_rng(1).standard_normal(cpu.im2col(x, k, s, p).shape)
-    assert_close(checks.col2im_reference(cols, x.shape, k, s, p), cpu.col2im(cols, x.shape, k, s, p), rtol=1e-12,
+    assert_close(col2im_reference(cols, x.shape, k, s, p), cpu.col2im(cols, x.shape, k, s, p), rtol=1e-12,
                  atol=1e-14)
     # <im2col(x), cols> = <x, col2im(cols)>: the fold is the unfold's adjoint.
-    assert_close(np.vdot(cpu.im2col(x, k, s, p), cols), np.vdot(x, checks.col2im_reference(cols, x.shape, k, s, p)),
+    assert_close(np.vdot(cpu.im2col(x, k, s, p), cols), np.vdot(x, col2im_reference(cols, x.shape, k, s, p)),
                  rtol=1e-12)
 
 

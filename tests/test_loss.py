@@ -277,3 +277,32 @@ def test_equal_iou_goes_to_the_first_predictor_hand_computed(dtype):
     assert_close(value, sum(expected.values()), rtol=1e-6)
     d = loss.backward()
     assert_close([d[0, 1, 0, 4], d[0, 1, 0, 9]], [2 * (0.3 - iou), 2 * 0.5 * 0.6], rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_reference_path_matches_vectorised_path(dtype):
+    """YoloLoss(path="reference") runs the cell-by-cell loops of minidet.loss_cells: the same
+    loss, components, responsible predictors and gradient as the vectorised path."""
+    rng = np.random.default_rng(7)
+    pred = rng.uniform(-0.4, 1.1, size=(3, S, S, 5 * B + C)).astype(dtype)
+    target = empty_target(3)
+    for n, i, j in ((0, 0, 0), (0, 1, 1), (1, 1, 0), (2, 0, 1)):
+        put_object(target, n, i, j, *rng.uniform(0.05, 0.95, size=4), cls=int(rng.integers(C)))
+    target = target.astype(dtype)
+    vec, ref = YoloLoss(S, B, C, path="vectorised"), YoloLoss(S, B, C, path="reference")
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-14)
+    assert_close(ref.forward(pred, target), vec.forward(pred, target), **tol, name="loss")
+    for name in ("coord", "obj", "noobj", "cls"):
+        assert_close(ref.components[name], vec.components[name], **tol, name=name)
+    np.testing.assert_array_equal(ref.responsible, vec.responsible)
+    dpred = ref.backward()
+    assert dpred.dtype == dtype
+    assert_close(dpred, vec.backward(), **tol, name="dpred")
+
+
+def test_path_is_checked():
+    with pytest.raises(ValueError, match="path must be one of"):
+        YoloLoss(path="fast")
+    pred, target = np.zeros((1, S, S, 5 * B + C)), empty_target()
+    with pytest.raises(ValueError, match="vectorised path only"):
+        YoloLoss(S, B, C, path="reference").forward(pred, target, assignment=assign(pred, target, B))

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pytest
 
+from minidet import THREAD_POLICY
+
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
@@ -35,7 +37,6 @@ NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 CELL_TIMEOUT_S = 900  # a guard against a hung kernel: a busy machine runs chapter 7 several times slower
 QUICK_CELL = re.compile(r"# Quick settings\b")  # the cell's first line; it may go on: "# Quick settings — ..."
-THREAD_POLICY = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"}  # as minidet/__init__.py
 QUICK_TRUE = re.compile(r"^QUICK\s*=\s*True\b", re.MULTILINE)
 # Chapter 7's quick mode promises a working detector: the test mAP it prints must reach this.
 QUICK_MAP = re.compile(r"test mAP@0\.5 after (\d+) steps: ([0-9.]+)")

@@ -60,3 +60,52 @@ def test_pretraining_teaches_the_trunk_and_keeps_the_head_out(tmp_path):
         changed = not np.array_equal(p[k], before[name])
         assert changed == (name in trunk_names), name  # the trunk moved, the FC head did not
     assert len(model.layers) == len(reduced_fast_yolo(56, 0.125).layers)  # no head left behind
+
+
+class _Batch:
+    def __init__(self, images, targets):
+        self.images, self.targets = images, targets
+
+
+class _FixedLoader:
+    """`passes` yields one fixed batch; len() says how many batches a pass promises."""
+
+    def __init__(self, batches, length=None):
+        self.batches = batches
+        self.length = len(batches) if length is None else length
+
+    def __len__(self):
+        return self.length
+
+    def __iter__(self):
+        return iter(self.batches)
+
+
+def _one_batch(seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.standard_normal((2, 3, 56, 56)).astype(np.float32)
+    boxes = np.array([[0.1, 0.1, 0.4, 0.5], [0.5, 0.6, 0.9, 0.95]])
+    targets = np.stack([encode_targets(boxes, np.array([1, 3]), 7, 20)] * 2).astype(np.float32)
+    return _Batch(images, targets)
+
+
+def test_pretraining_uses_the_runs_momentum_and_decay():
+    """One step from the same start: the weight decay of the run changes the trunk's update."""
+    trunks = []
+    for decay in (0.0, 0.5):
+        model = reduced_fast_yolo(56, 0.125, seed=0)
+        pretrain(model, _FixedLoader([_one_batch()]), epochs=1, lr=1e-2, log=lambda *_: None,
+                 momentum=0.0, weight_decay=decay)
+        trunks.append([p[k].copy() for _, p, _, k in trunk_of(model).named_parameters()])
+    assert any(not np.array_equal(a, b) for a, b in zip(*trunks))
+
+
+def test_pretraining_stops_on_a_loader_without_batches():
+    import pytest
+
+    from minidet.errors import MinidetError
+
+    model = reduced_fast_yolo(56, 0.125, seed=0)
+    for loader in (_FixedLoader([]), _FixedLoader([], length=3)):  # empty, and one that promises batches
+        with pytest.raises(MinidetError, match="no batch"):
+            pretrain(model, loader, epochs=1, lr=1e-2, log=lambda *_: None)

@@ -23,7 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-THREAD_POLICY = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"}  # as minidet/__init__.py
+from minidet import THREAD_POLICY
+
 DEFAULT_NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 HEADING = re.compile(r"^(#{1,2})\s+(.+?)\s*$", re.MULTILINE)
 

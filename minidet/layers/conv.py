@@ -9,15 +9,18 @@ Shapes:
 The fast path unfolds x into cols (C·k·k, N·Ho·Wo) (im2col) and does ONE matrix
 product for the whole batch; the backward is two more products and a fold (col2im).
 The naive loop versions below are the readable definition that the tests compare
-against. On a CuPy input the unfolding runs as CUDA kernels (kernels/im2col.py) and
-the products go to cuBLAS; the code below is otherwise the same on both devices.
+against. The unfolding and the fold are kernels/im2col.py (CPU or CUDA, from the array
+module); the products are xp.matmul (BLAS or cuBLAS); the code below is the same on both
+devices.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from kernels import im2col as op
+from kernels._device import output_size
+
 from ..backend import get_array_module
-from . import im2col as cpu_im2col
 from .base import Layer
 from .init import he_normal
 
@@ -36,22 +39,6 @@ def _buffer(workspace, name, shape, dtype, xp):
     return buf
 
 
-def _unfold(x, k, stride, padding, out):
-    if get_array_module(x) is np:
-        return cpu_im2col.im2col(x, k, stride, padding, out=out)
-    from kernels import im2col as gpu_im2col  # CuPy input: the CUDA twin
-
-    return gpu_im2col.im2col_gpu(x, k, stride, padding, out=out)
-
-
-def _fold(cols, x_shape, k, stride, padding):
-    if get_array_module(cols) is np:
-        return cpu_im2col.col2im(cols, x_shape, k, stride, padding)
-    from kernels import im2col as gpu_im2col
-
-    return gpu_im2col.col2im_gpu(cols, x_shape, k, stride, padding)
-
-
 def conv2d_forward(x, W, b, stride: int = 1, padding: int = 0, workspace=None):
     """y = conv(x, W) + b via im2col and one matrix product.
 
@@ -61,11 +48,11 @@ def conv2d_forward(x, W, b, stride: int = 1, padding: int = 0, workspace=None):
     xp = get_array_module(x)
     N, C, H, Wd = x.shape
     F, _, k, _ = W.shape
-    Ho = cpu_im2col.output_size(H, k, stride, padding)
-    Wo = cpu_im2col.output_size(Wd, k, stride, padding)
+    Ho = output_size(H, k, stride, padding)
+    Wo = output_size(Wd, k, stride, padding)
     dtype = np.result_type(x.dtype, W.dtype)
     cols = _buffer(workspace, "cols", (C * k * k, N * Ho * Wo), dtype, xp)
-    cols = _unfold(x.astype(dtype, copy=False), k, stride, padding, cols)
+    cols = op.im2col(x.astype(dtype, copy=False), k, stride, padding, cols)
     y2 = W.reshape(F, -1).astype(dtype, copy=False) @ cols  # (F, N·Ho·Wo)
     # Back to NCHW, adding the bias in the same pass.
     y = xp.empty((N, F, Ho * Wo), dtype=dtype)
@@ -91,7 +78,7 @@ def conv2d_backward(dy, cache, need_dx: bool = True, workspace=None):
     if need_dx:
         dcols = _buffer(workspace, "dcols", cols.shape, dtype, xp)
         xp.matmul(W.reshape(F, -1).T.astype(dtype, copy=False), dy2, out=dcols)  # (C·k·k, N·Ho·Wo)
-        dx = _fold(dcols, x_shape, k, stride, padding)
+        dx = op.col2im(dcols, x_shape, k, stride, padding)
     return dx, dW.astype(W.dtype, copy=False), db.astype(W.dtype, copy=False)
 
 
@@ -99,8 +86,7 @@ def conv2d_forward_naive(x, W, b, stride: int = 1, padding: int = 0):
     """The definition, one output pixel at a time (slow; the reference for tests)."""
     N, C, H, Wd = x.shape
     F, _, k, _ = W.shape
-    Ho = (H + 2 * padding - k) // stride + 1
-    Wo = (Wd + 2 * padding - k) // stride + 1
+    Ho, Wo = output_size(H, k, stride, padding), output_size(Wd, k, stride, padding)
     xpad = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
     y = np.empty((N, F, Ho, Wo), dtype=np.result_type(x, W))
     for n in range(N):
@@ -165,7 +151,7 @@ class Conv2d(Layer):
     def output_shape(self, input_shape):
         N, _, H, W = input_shape
         k, s, p = self.kernel_size, self.stride, self.padding
-        return (N, self.out_channels, (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1)
+        return (N, self.out_channels, output_size(H, k, s, p), output_size(W, k, s, p))
 
     def forward(self, x):
         self._check_ndim(x, 4, "(N, C, H, W)")

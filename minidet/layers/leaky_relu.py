@@ -1,65 +1,27 @@
 """LeakyReLU: y = x for x > 0, a·x otherwise (a = 0.1 in YOLO), elementwise on any shape.
 
-The CPU path is a Numba loop over the flat array, in parallel: NumPy's `np.where` form
-runs on one thread and measured 3–5× slower than this here. For 0 ≤ a < 1,
-y = max(x, a·x), and y has the sign of x, so the backward needs only the output:
-dx = dy where y > 0, a·dy elsewhere.
+The operation (its NumPy reference, its CPU and CUDA forms) lives in kernels/leaky_relu.py;
+this module holds the layer: its check of the slope and its cache. For 0 ≤ a < 1,
+y = max(x, a·x), and y has the sign of x, so the backward needs only the output.
 """
 from __future__ import annotations
 
-import numpy as np
-from numba import njit, prange
+from kernels import leaky_relu as op
+from kernels.leaky_relu import leaky_relu_reference  # noqa: F401  (the definition, for readers and tests)
 
-from ..backend import get_array_module
 from .base import Layer
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _forward_cpu(x, slope, y):
-    a = x.dtype.type(slope)  # keep float32 arithmetic in float32
-    for i in prange(x.size):
-        v = x[i]
-        y[i] = v if v > 0 else a * v
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _backward_cpu(y, dy, slope, dx):
-    a = dy.dtype.type(slope)
-    for i in prange(y.size):
-        dx[i] = dy[i] if y[i] > 0 else a * dy[i]
 
 
 def leaky_relu_forward(x, negative_slope: float = 0.1):
     """y = leaky_relu(x); returns (y, cache). Any shape."""
-    xp = get_array_module(x)
-    if xp is np:
-        x = np.ascontiguousarray(x)
-        y = np.empty_like(x)
-        _forward_cpu(x.reshape(-1), negative_slope, y.reshape(-1))
-    else:
-        from kernels import leaky_relu as gpu
-
-        y = gpu.leaky_relu_forward_gpu(x, negative_slope)
+    y = op.forward(x, negative_slope)
     return y, (y, negative_slope)
 
 
 def leaky_relu_backward(dy, cache):
     """dx for leaky_relu_forward's output y (the cache). Same shape as dy."""
     y, negative_slope = cache
-    xp = get_array_module(dy)
-    if xp is np:
-        dy = np.ascontiguousarray(dy, dtype=y.dtype)
-        dx = np.empty_like(dy)
-        _backward_cpu(y.reshape(-1), dy.reshape(-1), negative_slope, dx.reshape(-1))
-        return dx
-    from kernels import leaky_relu as gpu
-
-    return gpu.leaky_relu_backward_gpu(y, dy, negative_slope)
-
-
-def leaky_relu_reference(x, negative_slope: float = 0.1):
-    """The definition in plain NumPy (for tests)."""
-    return np.where(x > 0, x, negative_slope * x)
+    return op.backward(y, dy, negative_slope)
 
 
 class LeakyReLU(Layer):

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kernels._device import output_size
+
 from ..errors import MinidetError
 from ..layers import BatchNorm2d, Conv2d, Dropout, Flatten, LeakyReLU, Linear, MaxPool2d, Reshape
 from .yolo import YoloModel
@@ -112,11 +114,11 @@ def layer_specs(net, sections, path="cfg"):
                 raise DarknetError(f"{path}: [convolutional] (layer {index}) uses flipped, groups, binary or "
                                    f"xnor, which minidet does not import")
             k, p = spec["size"], spec["padding"]
-            shape = (spec["filters"], (shape[1] + 2 * p - k) // stride + 1, (shape[2] + 2 * p - k) // stride + 1)
+            shape = (spec["filters"], output_size(shape[1], k, stride, p), output_size(shape[2], k, stride, p))
         elif kind == "maxpool":
             size, stride = num("size", 1), num("stride", 1)
             spec = dict(type=kind, size=size, stride=stride)
-            ours = ((shape[1] - size) // stride + 1, (shape[2] - size) // stride + 1)
+            ours = (output_size(shape[1], size, stride), output_size(shape[2], size, stride))
             # darknet pads by size − 1 (2016 on: (h − 1)//stride + 1 before that); the sizes agree,
             # and so do the windows (they start at 0), only when size = stride on even maps.
             theirs = ((shape[1] - 1) // stride + 1, (shape[2] - 1) // stride + 1)
