@@ -63,17 +63,21 @@ KERNELS = (
     Kernel("maxpool backward gather", "maxpool", "backward_gather_kernel", "4nii4"),
     Kernel("sgd", "sgd", "sgd_kernel", "111fffi"),
     Kernel("yolo_loss", "yolo_loss", "yolo_loss_kernel", "44iifff42"),
+    Kernel("roi_pool forward", "roi_pool", "forward_kernel", "4bBBBB4L"),
+    Kernel("roi_pool backward gather", "roi_pool", "backward_gather_kernel", "4LbBBBB4"),
 )
 
 
 def _signature(args: str, dtype: str):
     """Numba argument types: 1/2/4 a C-contiguous float array of that many dimensions,
-    f a scalar of the dtype, i an int64, n the int32 4-D argmax of max-pool."""
+    f a scalar of the dtype, i an int64, n the int32 4-D argmax of max-pool; RoI pooling's
+    int64 arrays: b its batch indices (R,), B its bin bounds (R, oh or ow), L its argmax."""
     from numba import types
 
     ft = getattr(types, dtype)
     table = {"1": ft[::1], "2": ft[:, ::1], "4": ft[:, :, :, ::1], "f": ft, "i": types.int64,
-             "n": types.int32[:, :, :, ::1]}
+             "n": types.int32[:, :, :, ::1], "b": types.int64[::1], "B": types.int64[:, ::1],
+             "L": types.int64[:, :, :, ::1]}
     return tuple(table[a] for a in args)
 
 
