@@ -6,14 +6,12 @@ Each notebook runs with nbclient in a fresh `python3` kernel, in a temporary wor
 directory, with MPLBACKEND=Agg and XDG_CACHE_HOME pointing at one temporary directory shared
 by all the notebooks of the session, so the built-in dataset is generated once. Any error
 in any cell fails the test. The notebooks run with their quick settings (QUICK = True),
-which keep each under the course's 3 minutes on an idle 2-core CPU. Chapter 7's quick mode
-trains a real detector (444 steps): one thread measured 0.20 s of CPU a step with its loader,
-so about 1.5 minutes of training on an idle machine, an estimate; on the shared development
-machine under load from parallel work it took 285 s with one thread, chapter 0 240 s, the
-others 11–25 s. Chapter 7 must print its test mAP, and it must be at least QUICK_MAP_FLOOR:
-the quick mode promises a working detector.
-Chapter 9, which trains two detectors for one short epoch, took 40 s on the shared machine
-under load.
+which keep each under the course's 3 minutes on an idle 2-core CPU. Measured on an idle
+2-core machine of the developers' kind (`pytest tests/test_notebooks.py --durations=12`,
+built-in dataset already cached): chapter 7, which trains a real detector (444 steps), 78 s;
+chapter 0 32 s; chapter 9 9 s; the others 4–8 s. A busy machine takes several times that
+(chapter 7 took 139–385 s while other jobs shared the cores). Chapter 7 must print its test
+mAP, and it must be at least QUICK_MAP_FLOOR: the quick mode promises a working detector.
 
 The kernels get minidet's thread policy (see minidet/__init__.py: OMP_WAIT_POLICY=PASSIVE,
 OPENBLAS_THREAD_TIMEOUT=4, a setting already in the environment wins) in their environment,
