@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from .base import Layer
+from .container import Container
 
 
-class Sequential(Layer):
+class Sequential(Container):
     """Sequential(*layers). `layers` is the list; iterating yields the layers.
 
     Parameters are named "<index>.<key>" ("0.W", "0.b", "3.W", ...), the names used in
@@ -39,22 +40,6 @@ class Sequential(Layer):
             dy = layer.backward(dy)
         return dy
 
-    def train(self):
-        self.training = True
-        for layer in self.layers:
-            layer.train()
-        return self
-
-    def eval(self):
-        self.training = False
-        for layer in self.layers:
-            layer.eval()
-        return self
-
-    def parameters(self):
-        for layer in self.layers:
-            yield from layer.parameters()
-
     def named_parameters(self, prefix: str = ""):
         for i, layer in enumerate(self.layers):
             yield from layer.named_parameters(f"{prefix}{i}.")
@@ -62,17 +47,6 @@ class Sequential(Layer):
     def named_buffers(self, prefix: str = ""):
         for i, layer in enumerate(self.layers):
             yield from layer.named_buffers(f"{prefix}{i}.")
-
-    def to(self, device: str):
-        for layer in self.layers:
-            layer.to(device)
-        self._cache = None
-        return self
-
-    def astype(self, dtype):
-        for layer in self.layers:
-            layer.astype(dtype)
-        return self
 
     def output_shape(self, input_shape):
         shape = tuple(input_shape)

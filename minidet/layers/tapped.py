@@ -9,9 +9,10 @@ chain rule: the map feeds two consumers).
 from __future__ import annotations
 
 from .base import Layer
+from .container import Container
 
 
-class TappedTrunk(Layer):
+class TappedTrunk(Container):
     """TappedTrunk(trunk, heads): `trunk` a list of layers, `heads` a dict {trunk index: head layer}.
 
     forward(x) -> list of the heads' outputs, in increasing tap index.
@@ -60,38 +61,11 @@ class TappedTrunk(Layer):
             grad = self.trunk[i].backward(grad)
         return grad
 
-    def train(self):
-        self.training = True
-        for layer in self.layers:
-            layer.train()
-        return self
-
-    def eval(self):
-        self.training = False
-        for layer in self.layers:
-            layer.eval()
-        return self
-
-    def parameters(self):
-        for layer in self.layers:
-            yield from layer.parameters()
-
     def named_parameters(self, prefix: str = ""):
         for i, layer in enumerate(self.trunk):
             yield from layer.named_parameters(f"{prefix}trunk.{i}.")
         for i, layer in self.heads.items():
             yield from layer.named_parameters(f"{prefix}heads.{i}.")
-
-    def to(self, device: str):
-        for layer in self.layers:
-            layer.to(device)
-        self._cache = None
-        return self
-
-    def astype(self, dtype):
-        for layer in self.layers:
-            layer.astype(dtype)
-        return self
 
     def extra_repr(self):
         return f"{len(self.trunk)} trunk layers, taps at {list(self.heads)}"

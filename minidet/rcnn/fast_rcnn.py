@@ -14,10 +14,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..layers import Conv2d, Flatten, LeakyReLU, Linear, MaxPool2d, RoIPool2d, Sequential
-from ..layers.base import Layer
+from ..layers.container import Container
 
 
-class FastRCNN(Layer):
+class FastRCNN(Container):
     """FastRCNN(trunk, pool, head): `forward(x, rois)` -> (R, 5·(C + 1)); `backward(dout)` -> dx.
     Parameters are named "trunk.<i>.<key>" and "head.<i>.<key>"."""
 
@@ -37,22 +37,6 @@ class FastRCNN(Layer):
     def backward(self, dout):
         self._cached()
         return self.trunk.backward(self.pool.backward(self.head.backward(dout)))
-
-    def train(self):
-        self.training = True
-        for layer in self.layers:
-            layer.train()
-        return self
-
-    def eval(self):
-        self.training = False
-        for layer in self.layers:
-            layer.eval()
-        return self
-
-    def parameters(self):
-        yield from self.trunk.parameters()
-        yield from self.head.parameters()
 
     def named_parameters(self, prefix: str = ""):
         yield from self.trunk.named_parameters(f"{prefix}trunk.")

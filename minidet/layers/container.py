@@ -1,0 +1,40 @@
+"""`Container`: a layer made of other layers (`self.layers`), which passes mode changes,
+parameters, devices and dtypes on to every one of them. Sequential, TappedTrunk and
+FastRCNN define their own forward/backward (how data flows) and parameter names; what they
+hold in common lives here once."""
+from __future__ import annotations
+
+from .base import Layer
+
+
+class Container(Layer):
+    """Subclasses set or compute `layers`: the list of their sub-layers, in parameter order."""
+
+    layers: list
+
+    def train(self):
+        self.training = True
+        for layer in self.layers:
+            layer.train()
+        return self
+
+    def eval(self):
+        self.training = False
+        for layer in self.layers:
+            layer.eval()
+        return self
+
+    def parameters(self):
+        for layer in self.layers:
+            yield from layer.parameters()
+
+    def to(self, device: str):
+        for layer in self.layers:
+            layer.to(device)
+        self._cache = None
+        return self
+
+    def astype(self, dtype):
+        for layer in self.layers:
+            layer.astype(dtype)
+        return self
