@@ -55,3 +55,21 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
         assert r.returncode == 2, r.stderr
         assert r.stderr.startswith("minidet: error: ") and needle in r.stderr and r.stderr.count("\n") == 1, r.stderr
     assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+
+
+def test_solution_cells_are_folded_and_the_others_are_not(built):
+    import nbformat
+
+    out, _, _ = built
+    nb = nbformat.read(str(book.DEFAULT_NOTEBOOKS / f"{CHAPTER}.ipynb"), as_version=4)
+    solutions = [c for c in nb.cells if book.is_solution(c)]
+    assert solutions, "the chapter has solution cells to fold"
+    page = (out / f"{CHAPTER}.html").read_text(encoding="utf-8")
+    folds = page.split('<details class="minidet-solution">')[1:]
+    assert len(folds) == len(solutions)
+    for fold in folds:                                   # each fold holds one solution cell, closed
+        cell = fold.split("</details>", 1)[0]
+        assert "celltag_solution" in cell and cell.count("jp-CodeCell") == 1
+    outside = "".join(f.split("</details>", 1)[1] for f in folds) + page.split('<details class="minidet-solution">')[0]
+    assert "celltag_solution" not in outside             # no solution cell left unfolded
+    assert "jp-CodeCell" in outside                      # ordinary code cells stay open

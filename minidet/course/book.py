@@ -95,10 +95,38 @@ def _nav(pages, i) -> str:
             + " · ".join(links) + "</nav>")
 
 
+# A solution cell (tag "solution", or source hidden in Jupyter) is folded in the book as it is
+# in JupyterLab: its code and its output sit in a closed <details>, so a reader who wants to
+# try the exercise first does not see the answer while scrolling past.
+FOLDED_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{% block codecell %}
+{%- if 'solution' in cell.metadata.get('tags', [])
+      or cell.metadata.get('jupyter', {}).get('source_hidden') -%}
+<details class="minidet-solution"><summary>solution: code and output (click to open)</summary>
+{{ super() }}
+</details>
+{%- else -%}
+{{ super() }}
+{%- endif -%}
+{% endblock codecell %}
+"""
+
+
+def is_solution(cell) -> bool:
+    """A code cell the book folds: tagged "solution" or with its source hidden."""
+    meta = cell.get("metadata", {})
+    return cell.get("cell_type") == "code" and (
+        "solution" in meta.get("tags", []) or bool(meta.get("jupyter", {}).get("source_hidden")))
+
+
 def to_html(nb) -> str:
+    """The notebook as one HTML page (JupyterLab's look), solution cells folded."""
+    from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader({"book.html.j2": FOLDED_TEMPLATE})],
+                            template_file="book.html.j2")
+    body, _ = exporter.from_notebook_node(nb)
     return body
 
 
