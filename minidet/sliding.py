@@ -137,13 +137,14 @@ class Crops(NamedTuple):
     source: np.ndarray
 
 
-def _random_square(rng, cx, cy, side):
-    return np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2])
+def _centred(cx, cy, w, h):
+    """The corners of the w × h box centred at (cx, cy)."""
+    return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
 
 
 def labelled_crops(dataset, indices, size: int, rng: np.random.Generator, per_object: int = 2,
                    backgrounds: int = 2, pos_iou: float = 0.5, neg_iou: float = 0.3,
-                   side_range=(0.08, 0.8)) -> Crops:
+                   side_range=(0.08, 0.8), square: bool = True) -> Crops:
     """Positive and background windows from the images `indices` of a VOCDataset, as R-CNN samples.
 
     Positives: per object, `per_object` square windows around it (side 0.8–1.4 × the
@@ -152,6 +153,9 @@ def labelled_crops(dataset, indices, size: int, rng: np.random.Generator, per_ob
     Backgrounds: per image, `backgrounds` square windows (side log-uniform in `side_range`
     of the image) whose IoU with every object is below `neg_iou`, labelled C = len(classes).
     Square windows match what `sliding_windows` shows the classifier at test time.
+    square=False: each object window has the object's own aspect ratio instead (its width and
+    height scaled by the same jittered factor), so `crop_resize` warps it to size × size as
+    R-CNN warps a proposal; the random draws are the same, backgrounds stay square.
     """
     C = len(dataset.classes)
     images, labels, boxes, windows, source = [], [], [], [], []
@@ -161,15 +165,17 @@ def labelled_crops(dataset, indices, size: int, rng: np.random.Generator, per_ob
         for box, label in zip(sample.boxes.astype(np.float64), sample.labels):
             cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
             longest = max(box[2] - box[0], box[3] - box[1])
+            # The window's (width, height) at scale 1: the longer side twice, or the box's own.
+            shape = np.array([longest, longest]) if square else np.maximum(box[2:] - box[:2], 1e-6)
             for _ in range(per_object):
                 for _attempt in range(20):
-                    side = longest * np.exp(rng.uniform(np.log(0.8), np.log(1.4)))
-                    dx, dy = rng.uniform(-0.2, 0.2, size=2) * side
-                    win = _random_square(rng, cx + dx, cy + dy, side)
+                    wh = shape * np.exp(rng.uniform(np.log(0.8), np.log(1.4)))
+                    dx, dy = rng.uniform(-0.2, 0.2, size=2) * wh
+                    win = _centred(cx + dx, cy + dy, *wh)
                     if box_iou(win[None], box[None])[0, 0] >= pos_iou:
                         break
                 else:
-                    win = _random_square(rng, cx, cy, longest)
+                    win = _centred(cx, cy, *shape)
                 chosen.append(win)
                 lab.append(int(label))
                 rel.append(to_window_frame(box[None], win[None])[0])

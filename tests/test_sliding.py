@@ -145,6 +145,26 @@ def test_labelled_crops_follow_the_iou_rules(tiny_dataset):
     assert np.array_equal(again.images, crops.images)                    # deterministic for a seed
 
 
+def test_labelled_crops_can_warp_windows_of_the_objects_shape(tiny_dataset):
+    """square=False: R-CNN's warp — each object window has its object's aspect ratio."""
+    ds = tiny_dataset
+    C = len(ds.classes)
+    warped = labelled_crops(ds, range(len(ds)), 16, np.random.default_rng(0), per_object=2, backgrounds=2,
+                            square=False)
+    pos = warped.labels < C
+    assert pos.sum() == 2 * sum(len(a.boxes) for a in ds.annotations)
+    truth = from_window_frame(warped.boxes[pos], warped.windows[pos])
+    w = warped.windows[pos]
+    aspect_window = (w[:, 2] - w[:, 0]) / (w[:, 3] - w[:, 1])
+    aspect_truth = (truth[:, 2] - truth[:, 0]) / (truth[:, 3] - truth[:, 1])
+    assert_close(aspect_window, aspect_truth, rtol=1e-6, atol=0)
+    assert (np.abs(aspect_truth - 1) > 0.05).any()                       # the data has non-square objects
+    for window, box in zip(w, truth):                                    # each window overlaps its object
+        assert box_iou(window[None], box[None])[0, 0] >= 0.5 - 1e-12
+    bg = ~pos
+    assert np.allclose(warped.windows[bg, 2] - warped.windows[bg, 0], warped.windows[bg, 3] - warped.windows[bg, 1])
+
+
 def test_classify_windows_and_per_class(tiny_dataset):
     ds = tiny_dataset
     C = len(ds.classes)
