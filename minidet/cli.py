@@ -23,7 +23,7 @@ def _positive_int(text):
 
 
 def _add_train(sub):
-    from .ssd.task import SSD_LR
+    from .families import FAMILIES
     from .train import TrainConfig
 
     d = TrainConfig()
@@ -36,7 +36,7 @@ def _add_train(sub):
     p.add_argument("--train-split", help="split to train on (default train, else trainval)")
     p.add_argument("--val-split", help="split to validate on (default val, else 10 %% of the training split)")
     p.add_argument("--test-split", help="split to test on, in every dataset that has it (default test)")
-    p.add_argument("--model", choices=["reduced", "fast", "yolo", "ssd"],
+    p.add_argument("--model", choices=list(FAMILIES),
                    help=f"architecture (default {d.model}; ssd: SSD-lite on the reduced model's convolutions)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help=f"(default {d.device})")
     p.add_argument("--epochs", type=_positive_int,
@@ -48,7 +48,8 @@ def _add_train(sub):
     p.add_argument("--head", choices=["conv", "fc"],
                    help="reduced model's detection head: conv (a 1x1 convolution shared by all cells; the "
                         "default) or fc (Fast YOLO's fully connected layers; fast and yolo always use fc)")
-    p.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr}; {SSD_LR} for --model ssd)")
+    other_lr = "; ".join(f"{f.lr} for --model {f.name}" for f in FAMILIES.values() if f.lr != d.lr)
+    p.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr}; {other_lr})")
     p.add_argument("--warmup-epochs", type=float, help=f"(default {d.warmup_epochs})")
     p.add_argument("--seed", type=int, help=f"(default {d.seed})")
     p.add_argument("--lambda-coord", type=float, help=f"weight of the coordinate terms (default {d.lambda_coord})")

@@ -9,6 +9,7 @@ from functools import partial
 import numpy as np
 import pytest
 
+import minidet.families as families
 import minidet.train as train_module
 from minidet.boxes import encode_targets
 from minidet.cli import main
@@ -116,7 +117,7 @@ def test_divergence_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, tiny_v
                     break
 
     if where == "loss":
-        monkeypatch.setattr(train_module, "YoloLoss", NaNLoss)
+        monkeypatch.setattr(families, "YoloLoss", NaNLoss)
     else:
         monkeypatch.setattr(train_module, "SGD", NaNSGD)
     with pytest.raises(TrainingDiverged) as info:
