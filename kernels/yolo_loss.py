@@ -140,7 +140,9 @@ def _yolo_loss_kernel(pred, target, B, C, lambda_coord, lambda_noobj, inv_n, dpr
 yolo_loss_kernel = cuda.jit(_yolo_loss_kernel)
 
 
-def _check_shapes(pred, target, S, B, C, where):
+def check_shapes(pred, target, S, B, C, where):
+    """ValueError naming `where` unless pred is (N, S, S, 5B + C) and target (N, S, S, 5 + C)
+    (the one check, used by minidet.loss.YoloLoss on every device too)."""
     D = 5 * B + C
     if pred.ndim != 4 or tuple(pred.shape[1:]) != (S, S, D):
         raise ValueError(f"{where}: pred must have shape (N, {S}, {S}, {D}) for S={S}, B={B}, C={C}; "
@@ -162,7 +164,7 @@ def yolo_loss_parts_gpu(pred, target, S: int, B: int, C: int, lambda_coord: floa
     xp = check_device_array(pred, where, "pred")
     check_device_array(target, where, "target")
     check_float(pred, where, "pred")
-    _check_shapes(pred, target, S, B, C, where)
+    check_shapes(pred, target, S, B, C, where)
     pred = xp.ascontiguousarray(pred)
     target = xp.ascontiguousarray(target, dtype=pred.dtype)
     N = pred.shape[0]

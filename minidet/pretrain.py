@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import get_array_module
+from .cross_entropy import softmax_cross_entropy
 from .errors import MinidetError
 from .layers import Conv2d, Sequential
 from .loop import Steps
@@ -27,28 +28,22 @@ from .optim import SGD, WarmupStepLR
 
 
 class CellClassLoss:
-    """Softmax cross-entropy of the class of each object cell, summed, divided by N.
+    """Softmax cross-entropy (`cross_entropy.py`) of the class of each object cell, summed, divided by N.
 
     forward(logits (N, C, S, S), targets (N, S, S, 5 + C)) -> float; backward() -> dlogits.
     `accuracy` after forward: the fraction of object cells whose arg-max class is right.
     """
 
     def forward(self, logits, targets) -> float:
-        xp = get_array_module(logits)
         z = logits.transpose(0, 2, 3, 1)                      # (N, S, S, C)
         obj = targets[..., 4] > 0.5
-        onehot = targets[..., 5:].astype(z.dtype)
-        z = z - z.max(axis=-1, keepdims=True)                 # stable softmax
-        e = xp.exp(z)
-        total = e.sum(axis=-1, keepdims=True)
-        p, logp = e / total, z - xp.log(total)
+        labels = targets[..., 5:].argmax(-1)                  # a cell without an object: weight 0
+        total, grad, p = softmax_cross_entropy(z, labels, weight=obj)
         n = logits.shape[0]
-        mask = obj[..., None].astype(z.dtype)
-        loss = -float((mask * onehot * logp).sum()) / n
-        hits = (p.argmax(-1) == onehot.argmax(-1)) & obj
+        hits = (p.argmax(-1) == labels) & obj
         self.accuracy = float(hits.sum()) / max(1, int(obj.sum()))
-        self._cache = (mask * (p - onehot) / n).transpose(0, 3, 1, 2)
-        return loss
+        self._cache = (grad / n).transpose(0, 3, 1, 2)
+        return total / n
 
     def backward(self):
         return get_array_module(self._cache).ascontiguousarray(self._cache)

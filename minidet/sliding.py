@@ -19,6 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .boxes import box_iou
+from .cross_entropy import softmax, softmax_cross_entropy  # noqa: F401  (softmax: classify_windows, tests)
 from .layers import Conv2d, Flatten, LeakyReLU, Linear, MaxPool2d, Sequential
 from .models.summary import layer_flops
 
@@ -227,13 +228,6 @@ def flops_per_window(model: Sequential, size: int) -> int:
     return total
 
 
-def softmax(logits):
-    """Row-wise softmax of (N, K) logits, computed stably (the row maximum subtracted)."""
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 class WindowLoss:
     """Softmax cross-entropy on the C + 1 class logits, plus λbox × the squared error of the
     4 box corners (window frame) on the windows that hold an object; both summed, then
@@ -252,21 +246,18 @@ class WindowLoss:
             raise ValueError(f"WindowLoss: out must have shape (N, {C + 5}), got {out.shape}")
         n = out.shape[0]
         logits, pred = out[:, :C + 1], out[:, C + 1:]
-        z = logits - logits.max(axis=1, keepdims=True)
-        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        cls = -log_p[np.arange(n), labels].sum() / n
+        total, dlogits, _ = softmax_cross_entropy(logits, labels)
+        cls = total / n
         obj = (labels < C)[:, None]
         diff = (pred - boxes) * obj
         box = self.lambda_box * float((diff ** 2).sum()) / n
-        self.components = {"cls": float(cls), "box": box}
-        self._cache = (np.exp(log_p), labels, diff, n)
-        return float(cls) + box
+        self.components = {"cls": cls, "box": box}
+        self._cache = (dlogits, diff, n)
+        return cls + box
 
     def backward(self):
-        p, labels, diff, n = self._cache
-        dlogits = p.copy()
-        dlogits[np.arange(n), labels] -= 1
-        return np.concatenate([dlogits / n, 2 * self.lambda_box * diff / n], axis=1).astype(p.dtype)
+        dlogits, diff, n = self._cache
+        return np.concatenate([dlogits / n, 2 * self.lambda_box * diff / n], axis=1).astype(dlogits.dtype)
 
 
 # -- detection -------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..boxes import nms
+from ..cross_entropy import softmax
 from ..layers import Conv2d, Flatten, LeakyReLU, Linear, MaxPool2d, Sequential
 from .crops import warp_crops
 from .deltas import decode_deltas
@@ -113,8 +114,7 @@ def detect_image(model, image, proposals, num_classes: int, size: int = 32, cont
     if not outs:
         return Detections(np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64))
     logits, deltas = split_outputs(np.concatenate(outs).astype(np.float64), num_classes)
-    z = logits - logits.max(axis=1, keepdims=True)
-    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    p = softmax(logits)
     boxes, scores, labels = [], [], []
     for c in range(num_classes):
         keep = np.flatnonzero(p[:, c + 1] > score_threshold)
