@@ -30,7 +30,7 @@ import numpy as np
 from numba import cuda, njit, prange
 
 from ._device import get_array_module
-from ._launch import check_device_array, check_float, check_out, cpu_and_cuda, launch
+from ._launch import check_device_array, check_float, check_out, cpu_and_cuda, launch, unravel_nchw
 
 
 def round_half_away(v):
@@ -135,12 +135,7 @@ def _forward_kernel(x, batch, hstart, hend, wstart, wend, y, argmax):
     W = x.shape[3]
     total = R * C * oh * ow
     for idx in range(cuda.grid(1), total, cuda.gridsize(1)):
-        pw = idx % ow
-        t = idx // ow
-        ph = t % oh
-        t = t // oh
-        c = t % C
-        r = t // C
+        r, c, ph, pw = unravel_nchw(idx, C, oh, ow)
         y[r, c, ph, pw], argmax[r, c, ph, pw] = _scan_bin_cuda(
             x, batch[r], c, hstart[r, ph], hend[r, ph], wstart[r, pw], wend[r, pw], W)
 
@@ -150,12 +145,7 @@ def _backward_gather_kernel(dy, argmax, batch, hstart, hend, wstart, wend, dx):
     R, _, oh, ow = dy.shape
     total = N * C * H * W
     for idx in range(cuda.grid(1), total, cuda.gridsize(1)):
-        j = idx % W
-        t = idx // W
-        i = t % H
-        t = t // H
-        c = t % C
-        n = t // C
+        n, c, i, j = unravel_nchw(idx, C, H, W)
         here = i * W + j
         acc = dx.dtype.type(0)
         for r in range(R):
