@@ -20,7 +20,8 @@ import numpy as np
 
 from .boxes import box_iou
 from .cross_entropy import softmax, softmax_cross_entropy  # noqa: F401  (softmax: classify_windows, tests)
-from .layers import Conv2d, Flatten, LeakyReLU, Linear, MaxPool2d, Sequential
+from .layers import Sequential
+from .models.crop_cnn import crop_cnn
 from .models.summary import layer_flops
 
 
@@ -204,18 +205,7 @@ def window_classifier(num_classes: int, size: int = 24, width: int = 16, rng=Non
 
     Input (N, 3, size, size) with size divisible by 8 → output (N, C + 1 + 4).
     """
-    if size % 8:
-        raise ValueError(f"window_classifier: size must be divisible by 8, got {size}")
-    rng = np.random.default_rng(0) if rng is None else rng
-    layers, c = [], 3
-    for f in (width, 2 * width, 4 * width):
-        layers += [Conv2d(c, f, 3, padding=1, rng=rng), LeakyReLU(0.1), MaxPool2d(2)]
-        c = f
-    head = Linear(c * (size // 8) ** 2, num_classes + 1 + 4, rng=rng)
-    head.params["W"] *= 0.1  # start with near-uniform class probabilities
-    model = Sequential(*layers, Flatten(), head)
-    model.layers[0].need_input_grad = False  # the crops need no gradient
-    return model
+    return crop_cnn(num_classes + 1 + 4, size, width, rng, where="window_classifier")
 
 
 def flops_per_window(model: Sequential, size: int) -> int:
