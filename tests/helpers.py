@@ -45,3 +45,14 @@ def stop_after_epoch(n):
         if line.startswith(f"epoch {n}/"):
             raise Stop(line)
     return log
+
+
+def randomize_batchnorm(bn, rng):
+    """Move a BatchNorm2d's affine terms and running statistics away from their defaults
+    (gamma in [0.5, 1.5), beta and the running mean normal, the running variance in [0.5, 2))."""
+    c = bn.num_features
+    bn.params["gamma"][:] = rng.uniform(0.5, 1.5, c)
+    bn.params["beta"][:] = rng.normal(size=c)
+    bn.buffers["running_mean"][:] = rng.normal(size=c)
+    bn.buffers["running_var"][:] = rng.uniform(0.5, 2.0, c)
+    return bn
