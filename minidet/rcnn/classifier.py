@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..boxes import nms
+from ..boxes import nms, to_pixels
 from ..cross_entropy import softmax
 from ..layers import Sequential
 from ..models.crop_cnn import crop_cnn
@@ -60,7 +60,7 @@ def training_batch(samples, proposals, rng, rois_per_image: int = 32, size: int 
     crops, labels, targets = [], [], []
     for sample, props in zip(samples, proposals):
         H, W = sample.image.shape[:2]
-        gt = np.asarray(sample.boxes, dtype=np.float64).reshape(-1, 4) * [W, H, W, H]
+        gt = to_pixels(np.asarray(sample.boxes, dtype=np.float64).reshape(-1, 4), W, H)
         s = sample_rois(props, gt, sample.labels, rois_per_image, rng, fg_fraction=fg_fraction)
         if len(s.labels):
             crops.append(warp_crops(sample.image, s.boxes, size, context))
