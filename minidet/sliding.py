@@ -139,7 +139,8 @@ class Crops(NamedTuple):
     source: np.ndarray
 
 
-def _random_square(rng, cx, cy, side):
+def _square(cx, cy, side):
+    """The corners of the square of centre (cx, cy) and side `side`."""
     return np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2])
 
 
@@ -167,11 +168,11 @@ def labelled_crops(dataset, indices, size: int, rng: np.random.Generator, per_ob
                 for _attempt in range(20):
                     side = longest * np.exp(rng.uniform(np.log(0.8), np.log(1.4)))
                     dx, dy = rng.uniform(-0.2, 0.2, size=2) * side
-                    win = _random_square(rng, cx + dx, cy + dy, side)
+                    win = _square(cx + dx, cy + dy, side)
                     if box_iou(win[None], box[None])[0, 0] >= pos_iou:
                         break
                 else:
-                    win = _random_square(rng, cx, cy, longest)
+                    win = _square(cx, cy, longest)
                 chosen.append(win)
                 lab.append(int(label))
                 rel.append(to_window_frame(box[None], win[None])[0])

@@ -260,11 +260,11 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True, fo
         np.seterr(**errstate)
         train_loader.close()
         val_loader.close()
-    return finish(s.run, s.history, s.classes, s.splits, config, s.device, time.perf_counter() - t_start, log,
+    return finish(s.run, s.history, s.classes, s.splits, config, s.device, time.perf_counter() - t_start,
                   s.chosen.record)
 
 
-def finish(run: Run, history, classes, splits, config, device, seconds, log, record=None) -> dict:
+def finish(run: Run, history, classes, splits, config, device, seconds, record=None) -> dict:
     """Test mAP of the best model, plots and a sheet of detections (each file written atomically).
     `splits` maps "train", "val" and (when there is one) "test" to their datasets; `record` is
     what metrics.json says of how they were chosen."""

@@ -203,7 +203,7 @@ class VOCDataset:
                                f"(named by {path.name}; tried {tried})")
         self._image_paths.append(image_path)
         root = tree.getroot()
-        width, height = _size(root, path, image_path)
+        width, height = _size(root, image_path)
         rows, labels, difficult, truncated = [], [], [], []
         for k, obj in enumerate(root.iter("object")):
             cls = _text(obj, "name", path)
@@ -264,7 +264,7 @@ def _flag(node, tag: str, path) -> bool:
         raise DatasetError(f"{path}: <{tag}> is not 0 or 1: {child.text.strip()!r}") from None
 
 
-def _size(root, path, image_path) -> tuple[int, int]:
+def _size(root, image_path) -> tuple[int, int]:
     """(width, height) from <size>, else (absent or zero, as in a few VOC files) from the image header."""
     size = root.find("size")
     if size is not None:
