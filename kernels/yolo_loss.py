@@ -36,6 +36,15 @@ from ._launch import check_device_array, check_float, check_out, launch
 COMPONENTS = ("coord", "obj", "noobj", "cls")
 
 
+def _corners(cx, cy, w, h, half):
+    """(x1, y1, x2, y2) of the box of centre (cx, cy) and size (w, h); half = 0.5 in the dtype."""
+    return cx - w * half, cy - h * half, cx + w * half, cy + h * half
+
+
+# Inlined at Numba's IR level: the kernel compiles to PTX with no device function of its own.
+corners = cuda.jit(device=True, inline="always")(_corners)
+
+
 def _yolo_loss_kernel(pred, target, B, C, lambda_coord, lambda_noobj, inv_n, dpred, parts):
     N = pred.shape[0]
     S = pred.shape[1]
@@ -65,10 +74,7 @@ def _yolo_loss_kernel(pred, target, B, C, lambda_coord, lambda_noobj, inv_n, dpr
             tsh = math.sqrt(max(th, zero))
             tcx = (j_f + tx) / s_f
             tcy = (i_f + ty) / s_f
-            tx1 = tcx - tw * half
-            ty1 = tcy - th * half
-            tx2 = tcx + tw * half
-            ty2 = tcy + th * half
+            tx1, ty1, tx2, ty2 = corners(tcx, tcy, tw, th, half)
             # One pass finds both choices: the first highest IoU, the first smallest error.
             by_iou = 0
             best_iou = -pred.dtype.type(1)
@@ -84,11 +90,7 @@ def _yolo_loss_kernel(pred, target, B, C, lambda_coord, lambda_noobj, inv_n, dpr
                 pcx = (j_f + px) / s_f
                 pcy = (i_f + py) / s_f
                 # IoU of corner boxes, 0 when the union is empty (minidet.boxes.elementwise_iou).
-                # Written inline: a device function would need a GPU to be type-checked.
-                px1 = pcx - pw * half
-                py1 = pcy - ph * half
-                px2 = pcx + pw * half
-                py2 = pcy + ph * half
+                px1, py1, px2, py2 = corners(pcx, pcy, pw, ph, half)
                 inter = max(min(px2, tx2) - max(px1, tx1), zero) * max(min(py2, ty2) - max(py1, ty1), zero)
                 union = (max(px2 - px1, zero) * max(py2 - py1, zero)
                          + max(tx2 - tx1, zero) * max(ty2 - ty1, zero) - inter)
@@ -140,7 +142,9 @@ def _yolo_loss_kernel(pred, target, B, C, lambda_coord, lambda_noobj, inv_n, dpr
 yolo_loss_kernel = cuda.jit(_yolo_loss_kernel)
 
 
-def _check_shapes(pred, target, S, B, C, where):
+def check_shapes(pred, target, S, B, C, where):
+    """ValueError naming `where` unless pred is (N, S, S, 5B + C) and target (N, S, S, 5 + C)
+    (the one check, used by minidet.loss.YoloLoss on every device too)."""
     D = 5 * B + C
     if pred.ndim != 4 or tuple(pred.shape[1:]) != (S, S, D):
         raise ValueError(f"{where}: pred must have shape (N, {S}, {S}, {D}) for S={S}, B={B}, C={C}; "
@@ -162,7 +166,7 @@ def yolo_loss_parts_gpu(pred, target, S: int, B: int, C: int, lambda_coord: floa
     xp = check_device_array(pred, where, "pred")
     check_device_array(target, where, "target")
     check_float(pred, where, "pred")
-    _check_shapes(pred, target, S, B, C, where)
+    check_shapes(pred, target, S, B, C, where)
     pred = xp.ascontiguousarray(pred)
     target = xp.ascontiguousarray(target, dtype=pred.dtype)
     N = pred.shape[0]

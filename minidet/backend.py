@@ -13,6 +13,7 @@ import numpy as np
 from kernels._device import get_array_module, simulator_enabled  # noqa: F401  (the one dispatch rule)
 
 DEVICES = ("cpu", "cuda")
+DEVICE_CHOICES = ("auto", *DEVICES)  # what --device takes: "auto" is resolve_device's choice
 
 
 @functools.lru_cache(maxsize=1)

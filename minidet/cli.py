@@ -6,10 +6,13 @@ Bad input (a missing file, a damaged checkpoint, a wrong setting) ends with one 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from dataclasses import fields
 from pathlib import Path
+
+from .backend import DEVICE_CHOICES
 
 from .errors import MinidetError
 from .files import atomic_write, os_error_message, refuse_existing, write_text_atomic
@@ -22,8 +25,13 @@ def _positive_int(text):
     return value
 
 
+def _default(fn, name: str):
+    """The default of argument `name` of library function `fn`: its one home, not repeated here."""
+    return inspect.signature(fn).parameters[name].default
+
+
 def _add_train(sub):
-    from .ssd.task import SSD_LR
+    from .families import FAMILIES
     from .train import TrainConfig
 
     d = TrainConfig()
@@ -36,9 +44,9 @@ def _add_train(sub):
     p.add_argument("--train-split", help="split to train on (default train, else trainval)")
     p.add_argument("--val-split", help="split to validate on (default val, else 10 %% of the training split)")
     p.add_argument("--test-split", help="split to test on, in every dataset that has it (default test)")
-    p.add_argument("--model", choices=["reduced", "fast", "yolo", "ssd"],
+    p.add_argument("--model", choices=list(FAMILIES),
                    help=f"architecture (default {d.model}; ssd: SSD-lite on the reduced model's convolutions)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help=f"(default {d.device})")
+    p.add_argument("--device", choices=DEVICE_CHOICES, help=f"(default {d.device})")
     p.add_argument("--epochs", type=_positive_int,
                    help="(default: enough epochs for the built-in dataset's number of optimizer steps, "
                         "20 epochs of 2000 images at batch 32)")
@@ -48,7 +56,8 @@ def _add_train(sub):
     p.add_argument("--head", choices=["conv", "fc"],
                    help="reduced model's detection head: conv (a 1x1 convolution shared by all cells; the "
                         "default) or fc (Fast YOLO's fully connected layers; fast and yolo always use fc)")
-    p.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr}; {SSD_LR} for --model ssd)")
+    other_lr = "; ".join(f"{f.lr} for --model {f.name}" for f in FAMILIES.values() if f.lr != d.lr)
+    p.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr}; {other_lr})")
     p.add_argument("--warmup-epochs", type=float, help=f"(default {d.warmup_epochs})")
     p.add_argument("--seed", type=int, help=f"(default {d.seed})")
     p.add_argument("--lambda-coord", type=float, help=f"weight of the coordinate terms (default {d.lambda_coord})")
@@ -213,6 +222,11 @@ def cmd_gradcheck(args):
 
 
 def build_parser():
+    from .data import generate
+    from .data.stats import dataset_stats, sample_sheet
+    from .inference import DRAW_SCORE_THRESHOLD
+    from .train import TrainConfig
+
     parser = argparse.ArgumentParser(prog="minidet", description="One-shot object detection (YOLO v1) from scratch.")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
@@ -223,21 +237,21 @@ def build_parser():
     p.add_argument("--json", help="also write {mAP, AP: {class: AP}} to this file")
     p.add_argument("--force", action="store_true", help="replace an existing --json file")
     p.add_argument("--voc07", action="store_true", help="VOC2007 11-point AP instead of all-point")
-    p.add_argument("--batch-size", type=_positive_int, default=32)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--batch-size", type=_positive_int, default=TrainConfig.batch_size)
+    p.add_argument("--device", choices=DEVICE_CHOICES, default=TrainConfig.device)
     p = sub.add_parser("detect", help="draw a checkpoint's detections on images")
     p.add_argument("--weights", required=True)
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--out", default="detections")
     p.add_argument("--force", action="store_true", help="replace earlier outputs of the same names in --out")
-    p.add_argument("--threshold", type=float, default=0.2, help="class-specific score threshold")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--threshold", type=float, default=DRAW_SCORE_THRESHOLD, help="class-specific score threshold")
+    p.add_argument("--device", choices=DEVICE_CHOICES, default=TrainConfig.device)
     p = sub.add_parser("data", help="datasets")
     data_sub = p.add_subparsers(dest="data_command", required=True)
     s = data_sub.add_parser("synth", help="write the synthetic dataset in VOC layout")
     s.add_argument("out", help="output directory")
-    s.add_argument("--images", type=_positive_int, default=2400)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--images", type=_positive_int, default=_default(generate, "images"))
+    s.add_argument("--seed", type=int, default=_default(generate, "seed"))
     s.add_argument("--force", action="store_true",
                    help="write into a non-empty directory, replacing only a synthetic dataset written there "
                         "before (other files are never touched)")
@@ -249,14 +263,16 @@ def build_parser():
     s = data_sub.add_parser("stats", help="images, objects per class, sizes, objects sharing a YOLO cell")
     s.add_argument("root", help="dataset root, any layout")
     s.add_argument("--split", help="one split (default: every split the dataset defines)")
-    s.add_argument("--S", type=_positive_int, default=7, help="grid size for the shared-cell count (default 7)")
+    s.add_argument("--S", type=_positive_int, default=_default(dataset_stats, "S"),
+                   help="grid size for the shared-cell count (default %(default)s)")
     s = data_sub.add_parser("show", help="a sheet of samples with their boxes (PNG)")
     s.add_argument("root", help="dataset root, any layout")
     s.add_argument("--split", default="train")
     s.add_argument("--augment", action="store_true", help="as training sees them (the paper's augmentation)")
-    s.add_argument("--count", type=_positive_int, default=16)
-    s.add_argument("--input-size", type=_positive_int, default=224, help="side of each sample (default 224)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--count", type=_positive_int, default=_default(sample_sheet, "count"))
+    s.add_argument("--input-size", type=_positive_int, default=_default(sample_sheet, "input_size"),
+                   help="side of each sample (default %(default)s)")
+    s.add_argument("--seed", type=int, default=_default(sample_sheet, "seed"))
     s.add_argument("--out", default="samples.png")
     sub.add_parser("gradcheck", help="gradient-check every layer and the loss; print a table")
     p = sub.add_parser("import-darknet", help="convert a darknet YOLO v1 cfg + .weights to a minidet checkpoint")

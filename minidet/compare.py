@@ -1,10 +1,8 @@
 """Detectors side by side: mAP by object size, speed, size and cost of one model.
 
 What `benchmarks/compare_detectors.py` prints and chapter 9 shows, as functions:
-- `map_by_size(detections, truths, num_classes)`: mAP@0.5 counting only the objects of one
-  size band at a time (the others are marked difficult, so detections on them are neither
-  true nor false); an object's size is sqrt(w·h) of its true box as a fraction of the
-  image side, in the bands SIZE_BANDS (< 15 %, 15–25 %, 25–40 %, ≥ 40 %);
+- `map_by_size(detections, truths, num_classes)` (from `minidet.breakdown`): mAP@0.5 per
+  object size band, SIZE_BANDS;
 - `model_cost(model)`: parameters and forward FLOPs per image (convolutions and fully
   connected layers, a multiply-add counted 2), for a Sequential YOLO or an SSD's trunk and heads;
 - `time_inference`, `time_train_step`: median wall-clock seconds over repeats, after a warm-up;
@@ -17,27 +15,9 @@ import time
 
 import numpy as np
 
-from .eval import evaluate
+from .breakdown import SIZE_BANDS, map_by_size  # noqa: F401  (the table's size columns)
 from .inference import evaluate_loader
 from .models.summary import layer_flops
-
-SIZE_BANDS = (0.0, 0.15, 0.25, 0.40, float("inf"))
-
-
-def map_by_size(detections, truths, num_classes: int, bands=SIZE_BANDS):
-    """[(lo, hi, number of objects, mAP@0.5)] per size band; truths[i] = (boxes, labels, difficult)."""
-    rows = []
-    for lo, hi in zip(bands[:-1], bands[1:]):
-        banded, count = [], 0
-        for boxes, labels, difficult in truths:
-            boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-            side = np.sqrt(np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None))
-            ignored = np.asarray(difficult, bool) | (side < lo) | (side >= hi)
-            banded.append((boxes, labels, ignored))
-            count += int((~ignored).sum())
-        rows.append((lo, hi, count, evaluate(detections, banded, num_classes=num_classes)["mAP"]))
-    return rows
-
 
 def _walk(layers, shape):
     """(flops, output shape) of layers applied in order to `shape` (N = 1)."""

@@ -45,6 +45,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from kernels.yolo_loss import check_shapes, yolo_loss_gpu
+
 from .backend import device_of, get_array_module, to_device, to_numpy
 from .boxes import centers_to_corners, elementwise_iou, grid_boxes
 from .loss_cells import yolo_loss_reference
@@ -129,16 +131,6 @@ class YoloLoss:
         self.responsible = self.iou = None
         self._cache = None
 
-    def _check(self, pred, target):
-        S, D = self.S, 5 * self.B + self.C
-        if pred.ndim != 4 or tuple(pred.shape[1:]) != (S, S, D):
-            raise ValueError(f"YoloLoss: pred must have shape (N, {S}, {S}, {D}) for S={S}, B={self.B}, "
-                             f"C={self.C}; got {tuple(pred.shape)}")
-        want = (pred.shape[0], S, S, 5 + self.C)
-        if target.ndim != 4 or tuple(target.shape) != want:
-            raise ValueError(f"YoloLoss: target must have shape {want} to match pred {tuple(pred.shape)}; "
-                             f"got {tuple(target.shape)}")
-
     def forward(self, pred, target, assignment=None) -> float:
         """The loss (a float) of pred (N, S, S, 5B + C) against target (N, S, S, 5 + C).
 
@@ -147,7 +139,7 @@ class YoloLoss:
         constants of the step, not functions differentiated). By default they are computed.
         """
         xp = get_array_module(pred)
-        self._check(pred, target)
+        check_shapes(pred, target, self.S, self.B, self.C, "YoloLoss")
         if pred.dtype.kind != "f":
             pred = pred.astype(xp.float64)
         path = self._path(xp, assignment)
@@ -199,8 +191,6 @@ class YoloLoss:
     def _forward_gpu(self, pred, target):
         # One fused kernel (kernels/yolo_loss.py): loss parts and dpred in a single pass,
         # one device-to-host copy of the four sums.
-        from kernels.yolo_loss import yolo_loss_gpu
-
         target = target.astype(pred.dtype, copy=False)
         loss, self.components, dpred = yolo_loss_gpu(pred, target, self.S, self.B, self.C,
                                                      self.lambda_coord, self.lambda_noobj)

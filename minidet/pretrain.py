@@ -17,39 +17,33 @@ Shapes: logits (N, C, S, S) (NCHW, from the 1×1 convolution); targets (N, S, S,
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from .backend import get_array_module, to_device
-from .errors import MinidetError, TrainingDiverged
+from .backend import get_array_module
+from .cross_entropy import softmax_cross_entropy
+from .errors import MinidetError
 from .layers import Conv2d, Sequential
+from .loop import Steps
 from .optim import SGD, WarmupStepLR
 
 
 class CellClassLoss:
-    """Softmax cross-entropy of the class of each object cell, summed, divided by N.
+    """Softmax cross-entropy (`cross_entropy.py`) of the class of each object cell, summed, divided by N.
 
     forward(logits (N, C, S, S), targets (N, S, S, 5 + C)) -> float; backward() -> dlogits.
     `accuracy` after forward: the fraction of object cells whose arg-max class is right.
     """
 
     def forward(self, logits, targets) -> float:
-        xp = get_array_module(logits)
         z = logits.transpose(0, 2, 3, 1)                      # (N, S, S, C)
         obj = targets[..., 4] > 0.5
-        onehot = targets[..., 5:].astype(z.dtype)
-        z = z - z.max(axis=-1, keepdims=True)                 # stable softmax
-        e = xp.exp(z)
-        total = e.sum(axis=-1, keepdims=True)
-        p, logp = e / total, z - xp.log(total)
+        labels = targets[..., 5:].argmax(-1)                  # a cell without an object: weight 0
+        total, grad, p = softmax_cross_entropy(z, labels, weight=obj)
         n = logits.shape[0]
-        mask = obj[..., None].astype(z.dtype)
-        loss = -float((mask * onehot * logp).sum()) / n
-        hits = (p.argmax(-1) == onehot.argmax(-1)) & obj
+        hits = (p.argmax(-1) == labels) & obj
         self.accuracy = float(hits.sum()) / max(1, int(obj.sum()))
-        self._cache = (mask * (p - onehot) / n).transpose(0, 3, 1, 2)
-        return loss
+        self._cache = (grad / n).transpose(0, 3, 1, 2)
+        return total / n
 
     def backward(self):
         return get_array_module(self._cache).ascontiguousarray(self._cache)
@@ -66,8 +60,9 @@ def pretrain(model, loader, epochs: float, lr: float, device: str = "cpu", log=p
     """Train `model`'s convolutional layers with a 1×1 cell-classification head for `epochs`
     passes of `loader` (a BatchLoader with `target_fn` set). Updates the model in place.
 
-    SGD with `momentum` and `weight_decay` (the run's settings); the learning rate warms up
-    linearly from lr/100 over the first half epoch and stays at lr (`WarmupStepLR`).
+    The training's loop (`loop.Steps`) and SGD with `momentum` and `weight_decay` (the run's
+    settings); the learning rate warms up linearly from lr/100 over the first half epoch and
+    stays at lr (`WarmupStepLR` without steps).
     Returns {"loss", "accuracy"} of the last epoch.
     """
     if len(loader) == 0:
@@ -81,26 +76,21 @@ def pretrain(model, loader, epochs: float, lr: float, device: str = "cpu", log=p
     schedule = WarmupStepLR(lr, lr / 100, warmup_steps=max(1, len(loader) // 2))
     opt = SGD(net, lr=schedule(0), momentum=momentum, weight_decay=weight_decay)
     loss_fn = CellClassLoss()
-    steps = max(1, int(round(epochs * len(loader))))
-    step, total, acc, n = 0, 0.0, 0.0, 0
-    while step < steps:
-        before = step
+    steps = Steps(net, loss_fn, opt, schedule, device)
+    total_steps = max(1, int(round(epochs * len(loader))))
+    total, acc, n = 0.0, 0.0, 0
+    while steps.step < total_steps:
+        before = steps.step
         for batch in loader:
-            opt.lr = schedule(step)
-            value = loss_fn.forward(net.forward(to_device(batch.images, device)), to_device(batch.targets, device))
-            if not math.isfinite(value):
-                raise TrainingDiverged(f"the loss became {value} at step {step} of the pretraining; try a lower --lr")
-            net.backward(loss_fn.backward())
-            opt.step()
-            step += 1
+            value = steps.run(batch, lambda step, lr: f"step {step} of the pretraining; try a lower --lr")
             total, acc, n = total + value, acc + loss_fn.accuracy, n + 1
-            if step % len(loader) == 0 or step == steps:
-                log(f"pretraining the convolutions: step {step}/{steps}, class loss {total / n:.3f}, "
+            if steps.step % len(loader) == 0 or steps.step == total_steps:
+                log(f"pretraining the convolutions: step {steps.step}/{total_steps}, class loss {total / n:.3f}, "
                     f"cell accuracy {acc / n:.2f}")
                 result = {"loss": total / n, "accuracy": acc / n}
                 total, acc, n = 0.0, 0.0, 0
-            if step >= steps:
+            if steps.step >= total_steps:
                 break
-        if step == before:
+        if steps.step == before:
             raise MinidetError("pretraining: a pass over the training loader yielded no batch")
     return result

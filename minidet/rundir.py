@@ -3,7 +3,8 @@
 `Run(out)` creates the run directory (removing hidden temporaries a killed writer left
 there) and writes metrics.csv / metrics.json atomically. `check_training_state` tells a
 damaged or hand-edited training checkpoint from a good one before a resume uses it, and
-`recover_best` gives a run resumed into another directory the best.npz it needs.
+`recover_best` gives a run resumed into another directory the best.npz it needs;
+`config_from_checkpoint` and `check_resume` read and compare the settings it was trained with.
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from pathlib import Path
 
 from .errors import CheckpointError, MinidetError
 from .files import atomic_write, remove_stale_temporaries, write_bytes_atomic, write_text_atomic
+from .models import load_checkpoint
+from .train_config import RESULT_SETTINGS, resolved_data
 
 
 class Run:
@@ -72,3 +75,23 @@ def recover_best(run: Run, resume, history, best_map: float, log) -> float:
         return -1.0
     write_bytes_atomic(run.best, data)
     return best_map
+
+
+def config_from_checkpoint(path) -> dict:
+    """The TrainConfig settings stored in a training checkpoint (for --resume defaults)."""
+    _, meta = load_checkpoint(path)
+    if "config" not in meta:
+        raise CheckpointError(f"{path}: not a training checkpoint (no settings recorded); cannot resume")
+    return meta["config"]
+
+
+def check_resume(config, saved: dict, path, keys=RESULT_SETTINGS) -> None:
+    """CheckpointError naming the first of `keys` whose setting differs between `config`
+    and the `saved` settings of checkpoint `path`."""
+    # Checkpoints from before the `head` setting all had the fully connected head.
+    saved = {"head": "fc", **saved}
+    saved["data"] = resolved_data(saved.get("data"))  # checkpoints that stored it relative
+    for key in keys:
+        if saved.get(key) != getattr(config, key):
+            raise CheckpointError(f"--resume {path}: the run was trained with {key}={saved.get(key)!r}, "
+                                  f"this run asks for {key}={getattr(config, key)!r}")

@@ -19,7 +19,9 @@ from typing import NamedTuple
 import numpy as np
 
 from .boxes import box_iou
-from .layers import Conv2d, Flatten, LeakyReLU, Linear, MaxPool2d, Sequential
+from .cross_entropy import softmax, softmax_cross_entropy  # noqa: F401  (softmax: classify_windows, tests)
+from .layers import Sequential
+from .models.crop_cnn import crop_cnn
 from .models.summary import layer_flops
 
 
@@ -209,18 +211,7 @@ def window_classifier(num_classes: int, size: int = 24, width: int = 16, rng=Non
 
     Input (N, 3, size, size) with size divisible by 8 → output (N, C + 1 + 4).
     """
-    if size % 8:
-        raise ValueError(f"window_classifier: size must be divisible by 8, got {size}")
-    rng = np.random.default_rng(0) if rng is None else rng
-    layers, c = [], 3
-    for f in (width, 2 * width, 4 * width):
-        layers += [Conv2d(c, f, 3, padding=1, rng=rng), LeakyReLU(0.1), MaxPool2d(2)]
-        c = f
-    head = Linear(c * (size // 8) ** 2, num_classes + 1 + 4, rng=rng)
-    head.params["W"] *= 0.1  # start with near-uniform class probabilities
-    model = Sequential(*layers, Flatten(), head)
-    model.layers[0].need_input_grad = False  # the crops need no gradient
-    return model
+    return crop_cnn(num_classes + 1 + 4, size, width, rng, where="window_classifier")
 
 
 def flops_per_window(model: Sequential, size: int) -> int:
@@ -231,13 +222,6 @@ def flops_per_window(model: Sequential, size: int) -> int:
         total += layer_flops(layer, shape, out)
         shape = out
     return total
-
-
-def softmax(logits):
-    """Row-wise softmax of (N, K) logits, computed stably (the row maximum subtracted)."""
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 class WindowLoss:
@@ -258,21 +242,18 @@ class WindowLoss:
             raise ValueError(f"WindowLoss: out must have shape (N, {C + 5}), got {out.shape}")
         n = out.shape[0]
         logits, pred = out[:, :C + 1], out[:, C + 1:]
-        z = logits - logits.max(axis=1, keepdims=True)
-        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        cls = -log_p[np.arange(n), labels].sum() / n
+        total, dlogits, _ = softmax_cross_entropy(logits, labels)
+        cls = total / n
         obj = (labels < C)[:, None]
         diff = (pred - boxes) * obj
         box = self.lambda_box * float((diff ** 2).sum()) / n
-        self.components = {"cls": float(cls), "box": box}
-        self._cache = (np.exp(log_p), labels, diff, n)
-        return float(cls) + box
+        self.components = {"cls": cls, "box": box}
+        self._cache = (dlogits, diff, n)
+        return cls + box
 
     def backward(self):
-        p, labels, diff, n = self._cache
-        dlogits = p.copy()
-        dlogits[np.arange(n), labels] -= 1
-        return np.concatenate([dlogits / n, 2 * self.lambda_box * diff / n], axis=1).astype(p.dtype)
+        dlogits, diff, n = self._cache
+        return np.concatenate([dlogits / n, 2 * self.lambda_box * diff / n], axis=1).astype(dlogits.dtype)
 
 
 # -- detection -------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """The one timing helper: the median time of a call, on the CPU by the host clock, on the
-GPU by CUDA events (benchmarks/, minidet.bandwidth)."""
+GPU by CUDA events (benchmarks/, minidet.course.bandwidth)."""
 from __future__ import annotations
 
 import statistics

@@ -20,164 +20,30 @@ detections.png (validation images with the best model's detections).
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, replace
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from .backend import get_array_module, resolve_device, to_device
-from .boxes import encode_targets
-from .data import BatchLoader, builtin_dataset
+from .backend import get_array_module, resolve_device
+from .data import BatchLoader
 from .data.splits import training_splits
 from .errors import CheckpointError, MinidetError, TrainingDiverged
+from .families import family_for
 from .files import atomic_write, refuse_existing
 from .inference import evaluate_loader, predict
 from .layers import Dropout
-from .loss import YoloLoss
-from .models import build, load_checkpoint, save
-from .optim import SGD, WarmupCosineLR
+from .loop import Steps
+from .models import load_checkpoint, save
+from .optim import SGD
 from .pretrain import pretrain
-from .rundir import Run, check_training_state, recover_best
+from .rundir import Run, check_resume, check_training_state, config_from_checkpoint, recover_best
+from .train_config import (DEFAULT_STEPS, RESULT_SETTINGS, SMALL_TRAIN_SPLIT, TrainConfig, dataset_root,
+                           dataset_roots, epochs_for, head_for, loss_and_targets, model_for, resolved_data,
+                           schedule_for)
 from .validate import (check_fingerprint, check_images, check_train_config, fingerprint,
                        require_evaluable)
-from .ssd.task import SSD_LR, SSDTargets, SSDTrainingLoss, check_settings, ssd_arch
-
-
-@dataclass
-class TrainConfig:
-    """Every setting of a run. Those in RESULT_SETTINGS must match when resuming."""
-
-    data: str | list | None = None   # dataset root(s), VOC, COCO or YOLO layout; None: the built-in one
-    train_split: str | None = None   # None: train, else trainval (data/splits.py)
-    val_split: str | None = None     # None: val, else 10 % of the training split held out
-    test_split: str = "test"         # tested on by every root that has it
-    model: str = "reduced"           # reduced | fast | yolo | ssd (minidet.models.ssd_lite)
-    input_size: int = 112            # reduced only (fast and yolo take 448)
-    width: float = 0.25              # reduced only
-    # reduced only: "conv" (a 1×1 convolution shared by all cells, YOLO v2's head) or "fc"
-    # (Fast YOLO's fully connected head); None: "conv" for reduced, "fc" for fast and yolo.
-    # Measured on the built-in dataset, 2-core CPU, same everything else
-    # (benchmarks/head_study.py): val mAP@0.5 after 8 epochs 0.34 with "conv", 0.02 with
-    # "fc"; the best "fc" recipe we found (--head fc --pretrain-epochs 3 --epochs 25
-    # --warmup-epochs 5) reaches 0.19 on the test split in 9 minutes.
-    head: str | None = None
-    # None: enough epochs for DEFAULT_STEPS optimizer steps (a small dataset gets as many
-    # updates as the built-in one); the run records the number it used.
-    epochs: int | None = None
-    batch_size: int = 32
-    # Peak learning rate (after warm-up); None: 1e-2, or SSD_LR for ssd (minidet/ssd/task.py says why).
-    lr: float | None = None
-    warmup_epochs: float = 2.0       # linear warm-up from lr/100
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    seed: int = 0
-    augment: bool = True
-    # Departures from the paper, measured on the built-in dataset (2-core CPU): with the
-    # fully connected head at the paper's lambda_coord = 5 the class loss never left its
-    # prior (test mAP 0.040); at 1 it was 0.100, and with 3 epochs of classification
-    # pretraining of the convolutions (the paper pretrains them on ImageNet) 0.193.
-    pretrain_epochs: float = 0.0     # cell-classification pretraining of the convolutions (pretrain.py)
-    lambda_coord: float = 1.0        # weight of the coordinate terms (the paper: 5)
-    device: str = "auto"             # auto | cpu | cuda
-    workers: int = 2
-    out: str | None = None           # run directory; default runs/<time>
-
-    def __post_init__(self):
-        if self.lr is None:
-            self.lr = SSD_LR if self.model == "ssd" else 1e-2
-
-
-# What must be the same for a resumed run to continue the same training.
-RESULT_SETTINGS = ("data", "train_split", "val_split", "model", "input_size", "width", "head", "epochs",
-                   "batch_size", "lr", "warmup_epochs", "momentum", "weight_decay", "seed", "augment",
-                   "pretrain_epochs", "lambda_coord")
-
-
-def head_for(config: TrainConfig) -> str:
-    """The head the run uses: `config.head`, or its default for the model (see TrainConfig).
-    None for SSD, whose predictors are part of its architecture (its YOLO-only settings are refused)."""
-    if config.model == "ssd":
-        check_settings(config)
-        return None
-    head = config.head if config.head is not None else ("conv" if config.model == "reduced" else "fc")
-    if head not in ("fc", "conv"):
-        raise MinidetError(f"--head must be fc or conv, got {head!r}")
-    if head == "conv" and config.model != "reduced":
-        raise MinidetError(f"--head conv applies to --model reduced; the paper's {config.model!r} model "
-                           f"keeps its fully connected head")
-    return head
-
-
-def model_for(config: TrainConfig, num_classes: int):
-    if config.model == "reduced":
-        arch = {"name": "reduced_fast_yolo", "kwargs": dict(input_size=config.input_size, width=config.width,
-                                                            S=7, B=2, C=num_classes, seed=config.seed,
-                                                            head=head_for(config))}
-    elif config.model == "fast":
-        arch = {"name": "fast_yolo", "kwargs": dict(S=7, B=2, C=num_classes, seed=config.seed)}
-    elif config.model == "yolo":
-        arch = {"name": "yolo_v1", "kwargs": dict(S=7, B=2, C=num_classes, seed=config.seed)}
-    elif config.model == "ssd":
-        arch = ssd_arch(config, num_classes)
-    else:
-        raise MinidetError(f"--model must be reduced, fast, yolo or ssd, got {config.model!r}")
-    try:
-        return build(arch)
-    except ValueError as e:
-        raise MinidetError(str(e)) from None
-
-
-def dataset_roots(config: TrainConfig) -> list:
-    """The run's dataset roots (`--data`, repeatable), or the built-in dataset."""
-    return [Path(d) for d in ([config.data] if isinstance(config.data, str) else config.data)] \
-        if config.data else [builtin_dataset()]
-
-
-def loss_and_targets(config: TrainConfig, model):
-    """The loss of `model` and the loader's `target_fn(boxes, labels)` for one image."""
-    if config.model == "ssd":
-        return SSDTrainingLoss(), SSDTargets(model.priors)
-    return (YoloLoss(S=model.S, B=model.B, C=model.C, lambda_coord=config.lambda_coord),
-            partial(encode_targets, S=model.S, C=model.C))
-
-
-def dataset_root(config: TrainConfig) -> Path:
-    return dataset_roots(config)[0]
-
-
-DEFAULT_STEPS = 20 * (2000 // 32)  # the default run: 20 epochs of the built-in 2000 images at batch 32
-SMALL_TRAIN_SPLIT = 1000           # images; below this, a run from scratch is warned about
-
-
-def epochs_for(config: TrainConfig, steps_per_epoch: int) -> int:
-    """config.epochs, or (None) the epochs that make at least DEFAULT_STEPS optimizer steps."""
-    return config.epochs if config.epochs is not None else max(1, math.ceil(DEFAULT_STEPS / steps_per_epoch))
-
-
-def resolved_data(data):
-    """The dataset path(s) a checkpoint records: absolute, so a resume from elsewhere finds them."""
-    if not data:
-        return data
-    if isinstance(data, str):
-        return str(Path(data).resolve())
-    return [str(Path(d).resolve()) for d in data]
-
-
-def schedule_for(config: TrainConfig, steps_per_epoch: int) -> WarmupCosineLR:
-    """The learning rate per step: linear warm-up from lr/100 over `warmup_epochs`, then a
-    cosine decay to lr/100 at the last step.
-
-    The paper warms up from lr/10; trained from scratch without batch norm, the network
-    with its fully connected head diverged within 20 steps that way at lr 1e-2 (the output
-    layer and the 12544-input fully connected layer take huge relative steps early on).
-    From lr/100 it stayed stable in every run we made: over 5 epochs with the fully
-    connected head, over 2 with the convolutional one (the default)."""
-    total = steps_per_epoch * config.epochs
-    warmup = int(round(config.warmup_epochs * steps_per_epoch))
-    return WarmupCosineLR(config.lr, config.lr / 100, warmup, max(total, warmup + 1), final_lr=config.lr / 100)
 
 
 def _dropout_layers(model):
@@ -188,57 +54,103 @@ def _finite(model) -> bool:
     return all(bool(get_array_module(p[k]).isfinite(p[k]).all()) for _, p, _, k in model.named_parameters())
 
 
-def _check_resume(config: TrainConfig, saved: dict, path, keys=RESULT_SETTINGS):
-    # Checkpoints from before the `head` setting all had the fully connected head.
-    saved = {"head": "fc", **saved}
-    saved["data"] = resolved_data(saved.get("data"))  # checkpoints that stored it relative
-    for key in keys:
-        if saved.get(key) != getattr(config, key):
-            raise CheckpointError(f"--resume {path}: the run was trained with {key}={saved.get(key)!r}, "
-                                  f"this run asks for {key}={getattr(config, key)!r}")
+@dataclass
+class Session:
+    """A run between its setup and its end: the settings, data, model and training state."""
+
+    config: TrainConfig
+    device: str
+    chosen: object            # data.splits.training_splits' answer (train, val, test, record)
+    splits: dict              # "train", "val" and (when there is one) "test" -> dataset
+    data_print: dict          # validate.fingerprint of the splits, recorded in checkpoints
+    model: object
+    opt: SGD
+    steps: Steps
+    target_fn: object
+    run: Run | None = None
+    start_epoch: int = 0
+    history: list = None
+    best_map: float = -1.0
+
+    @property
+    def classes(self) -> list:
+        return list(self.chosen.train.classes)
+
+    def last_good(self) -> str:
+        return f"The last good checkpoint is {self.run.last if self.run.last.exists() else 'none yet'}"
 
 
-def config_from_checkpoint(path) -> dict:
-    """The TrainConfig settings stored in a training checkpoint (for --resume defaults)."""
-    _, meta = load_checkpoint(path)
-    if "config" not in meta:
-        raise CheckpointError(f"{path}: not a training checkpoint (no settings recorded); cannot resume")
-    return meta["config"]
-
-
-def train(config: TrainConfig, resume=None, log=print, progress: bool = True, force: bool = False) -> dict:
-    """Run (or resume) a training; returns {"test_mAP", "val_mAP", "run_dir", ...}.
-
-    Nothing is written before every check has passed (settings, datasets, resume). The run
-    directory must not hold another run's files unless `force` (a resumed run may write
-    into its own)."""
-    from tqdm import tqdm
-
-    check_train_config(config)
-    if resume is not None:  # another model first: its other settings (--head) would only confuse
-        _check_resume(config, config_from_checkpoint(resume), resume, keys=("model",))
-    # What the checkpoint records and --resume checks: the resolved head and dataset path.
-    config = replace(config, head=head_for(config), data=resolved_data(config.data))
-    device = resolve_device(config.device)
-    root = dataset_root(config)
+def _read_data(config: TrainConfig, log):
+    """The chosen splits, each evaluated split checked, and their fingerprint."""
     chosen = training_splits(dataset_roots(config), config.train_split, config.val_split, config.test_split)
     for note in chosen.notes:
         log(note)
-    train_set, val_set = chosen.train, chosen.val
-    splits = {"train": train_set, "val": val_set}
+    splits = {"train": chosen.train, "val": chosen.val}
     if chosen.test is not None:
         splits["test"] = chosen.test
     for split in ("val", "test"):
         if split in splits:
             require_evaluable(splits[split])
-    data_print = fingerprint(splits)
-    classes = list(train_set.classes)
-    model = model_for(config, len(classes))
-    size = model.input_size
+    return chosen, splits, fingerprint(splits)
+
+
+def _restore(s: Session, resume, schedule):
+    """The model, optimizer and training state of checkpoint `resume` into `s`."""
+    # The settings first: "trained with head='conv'" says more than an architecture mismatch.
+    check_resume(s.config, config_from_checkpoint(resume), resume)
+    s.model, meta = load_checkpoint(resume, expect_arch=s.model.arch)
+    check_training_state(meta, resume)
+    check_fingerprint(meta.get("dataset"), meta.get("classes"), s.data_print, dataset_root(s.config), resume)
+    s.opt = SGD(s.model, lr=schedule(0), momentum=s.config.momentum, weight_decay=s.config.weight_decay)
+    try:
+        s.opt.load_state_dict(meta["optimizer"])
+        s.start_epoch, s.steps.step = int(meta["epoch"]), int(meta["step"])
+        s.history, s.best_map = list(meta["history"]), float(meta["best_map"])
+        for layer, state in zip(_dropout_layers(s.model), meta["dropout_rng"]):
+            layer.rng.bit_generator.state = state
+    except (KeyError, ValueError, TypeError) as e:
+        raise CheckpointError(f"{resume}: damaged training state ({type(e).__name__}: {e}); "
+                              f"cannot resume") from None
+    s.steps.net, s.steps.opt = s.model, s.opt
+
+
+def _open_run(s: Session, resume, force: bool, log) -> Run:
+    """The run directory, after the last checks (another run's files, every image readable)."""
+    config = s.config
+    out = config.out or (str(Path(resume).parent) if resume is not None
+                         else f"runs/{time.strftime('%Y%m%d-%H%M%S')}")
+    out_dir = Path(out)
+    own_dir = resume is not None and out_dir.resolve() == Path(resume).resolve().parent
+    if out_dir.exists() and not out_dir.is_dir():
+        raise MinidetError(f"--out {out_dir}: exists and is not a directory")
+    if not force and not own_dir:
+        for name in Run.FILES:
+            refuse_existing(out_dir / name, force, " (a file of another run in --out)")
+    for dataset in s.splits.values():
+        check_images(dataset, config.workers)
+    run = Run(out)
+    if resume is not None and not run.best.exists():
+        s.best_map = recover_best(run, resume, s.history, s.best_map, log)
+    return run
+
+
+def setup(config: TrainConfig, resume, log, force: bool) -> Session:
+    """Every check, then the run directory: the session `train` runs. Nothing is written
+    before every check has passed (settings, datasets, resume)."""
+    check_train_config(config)
+    if resume is not None:  # another model first: its other settings (--head) would only confuse
+        check_resume(config, config_from_checkpoint(resume), resume, keys=("model",))
+    # What the checkpoint records and --resume checks: the resolved settings and dataset path.
+    family = family_for(config.model)
+    config = replace(config, **family.resolve(config), data=resolved_data(config.data))
+    device = resolve_device(config.device)
+    chosen, splits, data_print = _read_data(config, log)
+    train_set = chosen.train
+    model = model_for(config, len(train_set.classes))
     steps_per_epoch = len(train_set) // config.batch_size
     if steps_per_epoch == 0:
-        raise MinidetError(f"{root}: the train split has {len(train_set)} images, fewer than one batch "
-                           f"of {config.batch_size}")
+        raise MinidetError(f"{dataset_root(config)}: the train split has {len(train_set)} images, fewer than "
+                           f"one batch of {config.batch_size}")
     config = replace(config, epochs=epochs_for(config, steps_per_epoch))
     if len(train_set) < SMALL_TRAIN_SPLIT and resume is None:
         # On stdout with the run's other lines: stderr's one line is kept for errors.
@@ -248,118 +160,111 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True, fo
     schedule = schedule_for(config, steps_per_epoch)
     opt = SGD(model, lr=schedule(0), momentum=config.momentum, weight_decay=config.weight_decay)
     loss_fn, target_fn = loss_and_targets(config, model)
-    start_epoch, step, history, best_map = 0, 0, [], -1.0
-
+    s = Session(config, device, chosen, splits, data_print, model, opt,
+                Steps(model, loss_fn, opt, schedule, device), target_fn, history=[])
     if resume is not None:
-        # The settings first: "trained with head='conv'" says more than an architecture mismatch.
-        _check_resume(config, config_from_checkpoint(resume), resume)
-        model, meta = load_checkpoint(resume, expect_arch=model.arch)
-        check_training_state(meta, resume)
-        check_fingerprint(meta.get("dataset"), meta.get("classes"), data_print, root, resume)
-        opt = SGD(model, lr=schedule(0), momentum=config.momentum, weight_decay=config.weight_decay)
-        try:
-            opt.load_state_dict(meta["optimizer"])
-            start_epoch, step = int(meta["epoch"]), int(meta["step"])
-            history, best_map = list(meta["history"]), float(meta["best_map"])
-            for layer, state in zip(_dropout_layers(model), meta["dropout_rng"]):
-                layer.rng.bit_generator.state = state
-        except (KeyError, ValueError, TypeError) as e:
-            raise CheckpointError(f"{resume}: damaged training state ({type(e).__name__}: {e}); "
-                                  f"cannot resume") from None
-        out = config.out or str(Path(resume).parent)
-    else:
-        out = config.out or f"runs/{time.strftime('%Y%m%d-%H%M%S')}"
-    out_dir = Path(out)
-    own_dir = resume is not None and out_dir.resolve() == Path(resume).resolve().parent
-    if out_dir.exists() and not out_dir.is_dir():
-        raise MinidetError(f"--out {out_dir}: exists and is not a directory")
-    if not force and not own_dir:
-        for name in Run.FILES:
-            refuse_existing(out_dir / name, force, " (a file of another run in --out)")
-    for split, dataset in splits.items():
-        check_images(dataset, config.workers)
-    run = Run(out)
-    if resume is not None and not run.best.exists():
-        best_map = recover_best(run, resume, history, best_map, log)
-    model.to(device)
+        _restore(s, resume, schedule)
+    s.run = _open_run(s, resume, force, log)
+    s.model.to(device)
+    return s
 
+
+def _pretrain(s: Session, log):
+    """The cell-classification pretraining of the convolutions (`config.pretrain_epochs`)."""
+    config = s.config
+    # Its own shuffles and augmentations (seed + 1): the detection epochs stay those of a
+    # run without pretraining. Overflow is reported by the loss check, not as warnings.
+    with BatchLoader(s.chosen.train, config.batch_size, s.model.input_size, augment=config.augment, shuffle=True,
+                     drop_last=True, seed=config.seed + 1, target_fn=s.target_fn, workers=config.workers,
+                     device=s.device) as loader, np.errstate(over="ignore", invalid="ignore"):
+        pretrain(s.model, loader, config.pretrain_epochs, config.lr, s.device, log=log, seed=config.seed,
+                 momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+def run_epoch(s: Session, loader, epoch: int, progress: bool) -> dict:
+    """One pass of `loader` in training mode; the sums of the loss and its components."""
+    from tqdm import tqdm
+
+    s.model.train()
+    sums = dict(loss=0.0)
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{s.config.epochs}", leave=False,
+               disable=not progress, mininterval=1.0, dynamic_ncols=True)
+
+    def context(step, lr):
+        return (f"epoch {epoch + 1}, step {step} (lr {lr:.3g}); stopped. {s.last_good()}; "
+                f"try a lower --lr")
+
+    for batch in bar:
+        value = s.steps.run(batch, context)
+        sums["loss"] += value
+        components = s.steps.loss_fn.components
+        for k, v in components.items():
+            sums[k] = sums.get(k, 0.0) + v
+        bar.set_postfix(loss=f"{value:.3f}", **{k: f"{v:.3f}" for k, v in components.items()}, refresh=False)
+    bar.close()
+    if not _finite(s.model):  # the last step of the epoch blew up: keep last.npz as it is
+        raise TrainingDiverged(
+            f"the weights became non-finite at epoch {epoch + 1}, step {s.steps.step} (lr {s.opt.lr:.3g}); "
+            f"stopped. {s.last_good()}; try a lower --lr")
+    return sums
+
+
+def end_epoch(s: Session, val_loader, epoch: int, sums: dict, batches: int, seconds_since: float, log):
+    """Validation, the metrics record, the checkpoints (best.npz on a strict improvement)."""
+    val, _, _ = evaluate_loader(s.model, val_loader, s.device)
+    record = {"epoch": epoch + 1, "step": s.steps.step, "lr": s.opt.lr,
+              **{k: v / batches for k, v in sums.items()},
+              "val_mAP": val["mAP"], "seconds": time.perf_counter() - seconds_since}
+    s.history.append(record)
+    improved = val["mAP"] > s.best_map
+    s.best_map = max(s.best_map, val["mAP"])
+    meta = dict(classes=s.classes, config=asdict(s.config), dataset=s.data_print, epoch=epoch + 1,
+                step=s.steps.step, history=s.history, best_map=s.best_map, optimizer=s.opt.state_dict(),
+                dropout_rng=[layer.rng.bit_generator.state for layer in _dropout_layers(s.model)])
+    if improved:
+        save(s.model, s.run.best, **meta)
+    save(s.model, s.run.last, **meta)
+    s.run.write_metrics(s.history, {"splits": s.chosen.record})
+    parts = ", ".join(f"{k} {record[k]:.3f}" for k in s.steps.loss_fn.components)
+    log(f"epoch {epoch + 1}/{s.config.epochs}: loss {record['loss']:.3f} ({parts}), "
+        f"val mAP@0.5 {val['mAP']:.3f}{' (best)' if improved else ''}, {record['seconds']:.0f} s")
+
+
+def train(config: TrainConfig, resume=None, log=print, progress: bool = True, force: bool = False) -> dict:
+    """Run (or resume) a training; returns {"test_mAP", "val_mAP", "run_dir", ...}.
+
+    Nothing is written before every check has passed (settings, datasets, resume). The run
+    directory must not hold another run's files unless `force` (a resumed run may write
+    into its own)."""
+    s = setup(config, resume, log, force)
+    config, size = s.config, s.model.input_size
     if resume is None and config.pretrain_epochs > 0:
-        # Its own shuffles and augmentations (seed + 1): the detection epochs stay those of a
-        # run without pretraining. Overflow is reported by the loss check, not as warnings.
-        with BatchLoader(train_set, config.batch_size, size, augment=config.augment, shuffle=True,
-                         drop_last=True, seed=config.seed + 1, target_fn=target_fn, workers=config.workers,
-                         device=device) as loader, np.errstate(over="ignore", invalid="ignore"):
-            pretrain(model, loader, config.pretrain_epochs, config.lr, device, log=log, seed=config.seed,
-                     momentum=config.momentum, weight_decay=config.weight_decay)
-    train_loader = BatchLoader(train_set, config.batch_size, size, augment=config.augment, shuffle=True,
-                               drop_last=True, seed=config.seed, target_fn=target_fn, workers=config.workers,
-                               device=device)
-    train_loader.epoch = start_epoch
-    val_loader = BatchLoader(val_set, config.batch_size, size, workers=config.workers)
-    settings = asdict(config)
-    log(f"training {model.arch['name']} ({model.num_parameters() / 1e6:.2f} M parameters, input {size}) "
-        f"on {root} ({len(train_set)} train / {len(val_set)} val images) on {device}; run directory {run.dir}")
+        _pretrain(s, log)
+    train_loader = BatchLoader(s.chosen.train, config.batch_size, size, augment=config.augment, shuffle=True,
+                               drop_last=True, seed=config.seed, target_fn=s.target_fn, workers=config.workers,
+                               device=s.device)
+    train_loader.epoch = s.start_epoch
+    val_loader = BatchLoader(s.chosen.val, config.batch_size, size, workers=config.workers)
+    log(f"training {s.model.arch['name']} ({s.model.num_parameters() / 1e6:.2f} M parameters, input {size}) "
+        f"on {dataset_root(config)} ({len(s.chosen.train)} train / {len(s.chosen.val)} val images) on "
+        f"{s.device}; run directory {s.run.dir}")
     t_start = time.perf_counter()
-    # A diverging run overflows: the loss check below reports it in one line, not NumPy's warnings.
+    # A diverging run overflows: the loss check reports it in one line, not NumPy's warnings.
     errstate = np.seterr(over="ignore", invalid="ignore")
     try:
-        for epoch in range(start_epoch, config.epochs):
-            model.train()
+        for epoch in range(s.start_epoch, config.epochs):
             t0 = time.perf_counter()
-            sums = dict(loss=0.0)
-            bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
-                       disable=not progress, mininterval=1.0, dynamic_ncols=True)
-            for batch in bar:
-                opt.lr = schedule(step)
-                pred = model.forward(to_device(batch.images, device))
-                value = loss_fn.forward(pred, to_device(batch.targets, device))
-                if not math.isfinite(value):
-                    raise TrainingDiverged(
-                        f"the loss became {value} at epoch {epoch + 1}, step {step} (lr {opt.lr:.3g}); "
-                        f"stopped. The last good checkpoint is {run.last if run.last.exists() else 'none yet'}; "
-                        f"try a lower --lr")
-                grad = loss_fn.backward()   # SSD: (dloc, dconf)
-                model.backward(*grad) if isinstance(grad, tuple) else model.backward(grad)
-                opt.step()
-                step += 1
-                sums["loss"] += value
-                for k, v in loss_fn.components.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                bar.set_postfix(loss=f"{value:.3f}", **{k: f"{v:.3f}" for k, v in loss_fn.components.items()},
-                                refresh=False)
-            bar.close()
-            if not _finite(model):  # the last step of the epoch blew up: keep last.npz as it is
-                raise TrainingDiverged(
-                    f"the weights became non-finite at epoch {epoch + 1}, step {step} (lr {opt.lr:.3g}); "
-                    f"stopped. The last good checkpoint is {run.last if run.last.exists() else 'none yet'}; "
-                    f"try a lower --lr")
-            n = len(train_loader)
-            val, _, _ = evaluate_loader(model, val_loader, device)
-            record = {"epoch": epoch + 1, "step": step, "lr": opt.lr, **{k: v / n for k, v in sums.items()},
-                      "val_mAP": val["mAP"], "seconds": time.perf_counter() - t0}
-            history.append(record)
-            improved = val["mAP"] > best_map
-            best_map = max(best_map, val["mAP"])
-            meta = dict(classes=classes, config=settings, dataset=data_print, epoch=epoch + 1, step=step,
-                        history=history,
-                        best_map=best_map, optimizer=opt.state_dict(),
-                        dropout_rng=[layer.rng.bit_generator.state for layer in _dropout_layers(model)])
-            if improved:
-                save(model, run.best, **meta)
-            save(model, run.last, **meta)
-            run.write_metrics(history, {"splits": chosen.record})
-            parts = ", ".join(f"{k} {record[k]:.3f}" for k in loss_fn.components)
-            log(f"epoch {epoch + 1}/{config.epochs}: loss {record['loss']:.3f} ({parts}), "
-                f"val mAP@0.5 {val['mAP']:.3f}{' (best)' if improved else ''}, {record['seconds']:.0f} s")
+            sums = run_epoch(s, train_loader, epoch, progress)
+            end_epoch(s, val_loader, epoch, sums, len(train_loader), t0, log)
     finally:
         np.seterr(**errstate)
         train_loader.close()
         val_loader.close()
-    return finish(run, history, classes, splits, config, device, time.perf_counter() - t_start, log,
-                  chosen.record)
+    return finish(s.run, s.history, s.classes, s.splits, config, s.device, time.perf_counter() - t_start,
+                  s.chosen.record)
 
 
-def finish(run: Run, history, classes, splits, config, device, seconds, log, record=None) -> dict:
+def finish(run: Run, history, classes, splits, config, device, seconds, record=None) -> dict:
     """Test mAP of the best model, plots and a sheet of detections (each file written atomically).
     `splits` maps "train", "val" and (when there is one) "test" to their datasets; `record` is
     what metrics.json says of how they were chosen."""
@@ -400,4 +305,5 @@ def describe_result(result: dict) -> str:
 
 
 __all__ = ["TrainConfig", "TrainingDiverged", "train", "config_from_checkpoint", "describe_result",
-           "RESULT_SETTINGS", "model_for", "head_for", "schedule_for", "loss_and_targets"]
+           "RESULT_SETTINGS", "DEFAULT_STEPS", "model_for", "head_for", "schedule_for", "loss_and_targets",
+           "epochs_for", "dataset_root"]

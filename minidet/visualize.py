@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 
-def class_colour(label: int, num_classes: int = 20):
+def class_colour(label: int):
     r, g, b = colorsys.hsv_to_rgb((label * 0.618034) % 1.0, 0.85, 1.0)
     return int(r * 255), int(g * 255), int(b * 255)
 

@@ -12,9 +12,9 @@ exactly. Shapes are tiny: the simulator runs every CUDA thread as a Python threa
 import numpy as np
 import pytest
 
+from kernels.roi_pool import roi_bins
 from minidet.backend import simulator_enabled
 from minidet.layers import RoIPool2d
-from minidet.layers.roi_pool import roi_bins
 
 pytestmark = pytest.mark.skipif(not simulator_enabled(), reason="needs NUMBA_ENABLE_CUDASIM=1")
 

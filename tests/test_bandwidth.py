@@ -1,10 +1,10 @@
-"""minidet.bandwidth: the byte and flop counts, and measurements that are sane numbers."""
+"""minidet.course.bandwidth: the byte and flop counts, and measurements that are sane numbers."""
 import math
 
 import numpy as np
 import pytest
 
-from minidet import bandwidth as bw
+from minidet.course import bandwidth as bw
 from minidet.backend import gpu_available
 
 

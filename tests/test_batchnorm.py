@@ -11,15 +11,11 @@ from minidet.gradcheck import gradcheck, step_for
 from minidet.layers import BatchNorm2d
 from minidet.testing import assert_close
 
+from helpers import randomize_batchnorm
+
 
 def layer_with_state(c=3, seed=0, dtype=np.float32):
-    rng = np.random.default_rng(seed)
-    bn = BatchNorm2d(c, dtype=dtype)
-    bn.params["gamma"][:] = rng.uniform(0.5, 1.5, c)
-    bn.params["beta"][:] = rng.normal(size=c)
-    bn.buffers["running_mean"][:] = rng.normal(size=c)
-    bn.buffers["running_var"][:] = rng.uniform(0.5, 2.0, c)
-    return bn
+    return randomize_batchnorm(BatchNorm2d(c, dtype=dtype), np.random.default_rng(seed))
 
 
 def test_training_forward_normalizes_with_the_batch_statistics_and_updates_running_ones():

@@ -1,24 +1,9 @@
-"""The figures the study scripts in benchmarks/ print come from logic checked here."""
-import importlib.util
-from pathlib import Path
-
+"""The figures the study scripts in benchmarks/ print come from library logic checked here
+(benchmarks/map_breakdown.py prints minidet.breakdown's figures)."""
 import numpy as np
 import pytest
 
-
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-
-
-def _script(name):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def breakdown():
-    return _script("map_breakdown").breakdown
+from minidet.breakdown import breakdown, describe_breakdown
 
 
 def _truths():
@@ -27,17 +12,17 @@ def _truths():
              np.zeros(2, bool))]
 
 
-def test_breakdown_perfect_detections(breakdown):
+def test_breakdown_perfect_detections():
     boxes, labels, _ = _truths()[0]
     r = breakdown([(boxes, np.array([0.9, 0.8], np.float32), labels)], _truths(), num_classes=2)
     assert r["mAP"] == pytest.approx(1.0)
     assert r["class_agnostic_AP"] == pytest.approx(1.0)
     assert r["covered"] == 1.0 and r["class_right_when_covered"] == 1.0
     counts = {(lo, hi): n for lo, hi, n, _ in r["by_size"]}
-    assert counts[(0.0, 0.15)] == 1 and counts[(0.40, 1.01)] == 1 and sum(counts.values()) == 2
+    assert counts[(0.0, 0.15)] == 1 and counts[(0.40, float("inf"))] == 1 and sum(counts.values()) == 2
 
 
-def test_breakdown_finds_the_right_boxes_with_the_wrong_classes(breakdown):
+def test_breakdown_finds_the_right_boxes_with_the_wrong_classes():
     boxes, labels, _ = _truths()[0]
     r = breakdown([(boxes, np.array([0.9, 0.8], np.float32), 1 - labels)], _truths(), num_classes=2)
     assert r["mAP"] == 0.0
@@ -45,10 +30,28 @@ def test_breakdown_finds_the_right_boxes_with_the_wrong_classes(breakdown):
     assert r["covered"] == 1.0 and r["class_right_when_covered"] == 0.0
 
 
-def test_breakdown_by_size_counts_only_its_band(breakdown):
+def test_breakdown_by_size_counts_only_its_band():
     # Only the large object is found: the small band scores 0, the large band 1.
     boxes, labels, _ = _truths()[0]
     r = breakdown([(boxes[1:], np.array([0.8], np.float32), labels[1:])], _truths(), num_classes=2)
     by = {(lo, hi): m for lo, hi, _, m in r["by_size"]}
-    assert by[(0.0, 0.15)] == 0.0 and by[(0.40, 1.01)] == pytest.approx(1.0)
+    assert by[(0.0, 0.15)] == 0.0 and by[(0.40, float("inf"))] == pytest.approx(1.0)
     assert r["covered"] == 0.5
+
+
+def test_describe_breakdown_prints_every_band():
+    boxes, labels, _ = _truths()[0]
+    text = describe_breakdown(breakdown([(boxes, np.array([0.9, 0.8], np.float32), labels)], _truths(), 2), "test")
+    assert text.splitlines()[0] == "test mAP@0.5: 1.000"
+    assert "[0.00, 0.15) of the image side:    1, mAP@0.5 1.000" in text
+    assert "[0.40, inf) of the image side:    1, mAP@0.5 1.000" in text
+    assert "covered at IoU >= 0.5 by a detection scoring > 0.05: 1.00; its class right: 1.00" in text
+
+
+def test_head_study_table_and_refusal():
+    from minidet.course.head_study import describe_head_study, head_run
+
+    assert describe_head_study({"fc": [0.02, 0.1], "conv": [0.345]}).splitlines() == [
+        "val mAP@0.5 per epoch", "  fc: 0.020 0.100", "conv: 0.345"]
+    with pytest.raises(ValueError, match="unknown head 'dense'"):
+        head_run("dense", epochs=1, lr=1e-2, warmup_epochs=0, seed=0)

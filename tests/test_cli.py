@@ -22,18 +22,9 @@ from minidet.data.synth import split_sizes
 from minidet.inference import evaluate_loader
 from minidet.models import load, reduced_fast_yolo, save
 
+from helpers import assert_one_line_error, run
+
 pytestmark = pytest.mark.usefixtures("isolated_cache")
-
-
-def run(capsys, *argv):
-    """(exit status, stdout, stderr) of `minidet argv...` run in-process."""
-    try:
-        main([str(a) for a in argv])
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def run_process(*argv, cwd=None, env_cache=None):
@@ -44,17 +35,6 @@ def run_process(*argv, cwd=None, env_cache=None):
         env = {**os.environ, "XDG_CACHE_HOME": str(env_cache)}
     return subprocess.run([sys.executable, "-m", "minidet", *map(str, argv)], capture_output=True, text=True,
                           timeout=120, cwd=cwd, env=env)
-
-
-def assert_one_line_error(code, err, *names):
-    """Exit status 2 and exactly one line `minidet: error: ...` that mentions each of `names`."""
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("minidet: error: "), err
-    assert "Traceback" not in err
-    for name in names:
-        assert str(name) in lines[0], (name, lines[0])
 
 
 def copy_voc(src, dst) -> Path:

@@ -17,33 +17,13 @@ import pytest
 from PIL import Image
 
 import minidet.train as train_module
-from minidet.cli import main
 from minidet.data import generate
 from minidet.models import load_checkpoint
 from minidet.train import TrainConfig, train
 
+from helpers import Stop, assert_one_line_error, run, stop_after_epoch, tiny_config
+
 pytestmark = pytest.mark.usefixtures("isolated_cache")
-
-
-def run(capsys, *argv):
-    """(exit status, stdout, stderr) of `minidet argv...` run in-process."""
-    try:
-        main([str(a) for a in argv])
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code, err, *names):
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("minidet: error: "), err
-    assert "Traceback" not in err
-    for name in names:
-        assert str(name) in lines[0], (name, lines[0])
 
 
 def files(root):
@@ -52,23 +32,6 @@ def files(root):
 
 def split_names(root, split):
     return (Path(root) / "ImageSets" / "Main" / f"{split}.txt").read_text().split()
-
-
-def tiny_config(data, out, **kw) -> TrainConfig:
-    settings = dict(data=str(data), model="reduced", input_size=56, width=0.0625, head="fc", batch_size=8,
-                    epochs=2, workers=1, out=str(out))
-    return TrainConfig(**{**settings, **kw})
-
-
-class Stop(Exception):
-    pass
-
-
-def stop_after_epoch(n):
-    def log(line):
-        if line.startswith(f"epoch {n}/"):
-            raise Stop(line)
-    return log
 
 
 def quiet(line):
@@ -453,7 +416,6 @@ def test_best_checkpoint_tie_keeps_the_earlier_epoch(tmp_path, monkeypatch, tiny
     train(tiny_config(tiny_voc, tmp_path / "run2", epochs=3), log=quiet, progress=False)
     _, best = load_checkpoint(tmp_path / "run2" / "best.npz")
     assert best["epoch"] == 2
-
 
 
 def test_detect_applies_exif_orientation(tmp_path, capsys, tiny_run):

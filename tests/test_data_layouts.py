@@ -5,27 +5,17 @@ from __future__ import annotations
 
 import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from minidet.cli import main
 from minidet.data import COCODataset, VOCDataset, YOLODataset, detect_layout, open_dataset
 from minidet.data.convert import coco_bbox, convert, voc_corners, yolo_line
 
+from helpers import run
+
 pytestmark = pytest.mark.usefixtures("isolated_cache")
-
-
-def run(capsys, *argv):
-    try:
-        main([str(a) for a in argv])
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_line_error(capsys, *argv):

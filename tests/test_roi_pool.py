@@ -3,9 +3,9 @@ gradient, bad RoIs, and parity with torchvision.ops.roi_pool where torchvision i
 import numpy as np
 import pytest
 
+from kernels.roi_pool import round_half_away
 from minidet.gradcheck import gradcheck
 from minidet.layers import RoIPool2d, RoIPool2dFixed, roi_pool2d_forward_naive
-from minidet.layers.roi_pool import round_half_away
 from minidet.testing import assert_close
 
 

@@ -11,6 +11,8 @@ from minidet.models import darknet_model, load_state_dict, reduced_fast_yolo, st
 from minidet.models.state_dict import StateDictError
 from minidet.testing import assert_close
 
+from helpers import randomize_batchnorm
+
 TINY_BN = [dict(type="convolutional", filters=4, size=3, stride=1, padding=1, batch_normalize=1, activation="leaky"),
            dict(type="maxpool", size=2, stride=2),
            dict(type="convolutional", filters=6, size=3, stride=1, padding=1, batch_normalize=1, activation="leaky"),
@@ -24,11 +26,7 @@ def bn_model(seed=0):
     rng = np.random.default_rng(seed + 10)
     for layer in model.layers:  # running statistics and affine terms away from their defaults
         if isinstance(layer, BatchNorm2d):
-            c = layer.num_features
-            layer.params["gamma"][:] = rng.uniform(0.5, 1.5, c)
-            layer.params["beta"][:] = rng.normal(size=c)
-            layer.buffers["running_mean"][:] = rng.normal(size=c)
-            layer.buffers["running_var"][:] = rng.uniform(0.5, 2, c)
+            randomize_batchnorm(layer, rng)
     return model
 
 

@@ -9,6 +9,7 @@ from functools import partial
 import numpy as np
 import pytest
 
+import minidet.families as families
 import minidet.train as train_module
 from minidet.boxes import encode_targets
 from minidet.cli import main
@@ -21,25 +22,9 @@ from minidet.models import load_checkpoint, reduced_fast_yolo
 from minidet.optim import SGD
 from minidet.train import TrainConfig, TrainingDiverged, train
 
+from helpers import Stop, stop_after_epoch, tiny_config
+
 pytestmark = pytest.mark.usefixtures("isolated_cache")
-
-
-class Stop(Exception):
-    """Raised from the log callback to interrupt a run after an epoch (as a crash would)."""
-
-
-def tiny_config(data, out, **kw) -> TrainConfig:
-    """The Python twin of conftest.TINY_TRAIN."""
-    settings = dict(data=str(data), model="reduced", input_size=56, width=0.0625, head="fc", batch_size=8,
-                    epochs=2, workers=1, out=str(out))
-    return TrainConfig(**{**settings, **kw})
-
-
-def stop_after_epoch(n):
-    def log(line):
-        if line.startswith(f"epoch {n}/"):
-            raise Stop(line)
-    return log
 
 
 def weights(path):
@@ -116,7 +101,7 @@ def test_divergence_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, tiny_v
                     break
 
     if where == "loss":
-        monkeypatch.setattr(train_module, "YoloLoss", NaNLoss)
+        monkeypatch.setattr(families, "YoloLoss", NaNLoss)
     else:
         monkeypatch.setattr(train_module, "SGD", NaNSGD)
     with pytest.raises(TrainingDiverged) as info:

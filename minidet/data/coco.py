@@ -24,8 +24,6 @@ import json
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import DatasetError
 from .voc import Annotation, VOCDataset
 
@@ -152,20 +150,13 @@ class COCODataset(VOCDataset):
         W, H = image["width"], image["height"]
         rows, labels, crowd = [], [], []
         for label, (x, y, w, h), iscrowd in image["objects"]:
-            box = np.array([x / W, y / H, (x + w) / W, (y + h) / H])
-            clipped = np.clip(box, 0.0, 1.0)
-            if (clipped != box).any():
-                self.clipped_boxes += 1
-            if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
-                self.dropped_boxes += 1
+            clipped = self._kept_box([x / W, y / H, (x + w) / W, (y + h) / H])
+            if clipped is None:
                 continue
             rows.append(clipped)
             labels.append(label)
             crowd.append(iscrowd)
-        k = len(rows)
-        return Annotation(name=name, width=W, height=H, boxes=np.array(rows, dtype=np.float32).reshape(-1, 4),
-                          labels=np.array(labels, dtype=np.int64), difficult=np.array(crowd, dtype=bool),
-                          truncated=np.zeros(k, dtype=bool))
+        return Annotation.of(name, W, H, rows, labels, difficult=crowd)
 
     def image_path(self, i: int) -> Path:
         return self._files[i]

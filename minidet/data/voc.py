@@ -80,6 +80,15 @@ class Annotation:
     difficult: np.ndarray
     truncated: np.ndarray
 
+    @classmethod
+    def of(cls, name, width, height, rows, labels, difficult=None, truncated=None) -> "Annotation":
+        """From a reader's lists: rows of 4 normalized corners, labels, and (None: all False)
+        the difficult and truncated flags, as the arrays and dtypes above."""
+        k = len(rows)
+        flags = [np.zeros(k, dtype=bool) if f is None else np.array(f, dtype=bool) for f in (difficult, truncated)]
+        return cls(name=name, width=width, height=height, boxes=np.array(rows, dtype=np.float32).reshape(-1, 4),
+                   labels=np.array(labels, dtype=np.int64), difficult=flags[0], truncated=flags[1])
+
 
 class Sample(NamedTuple):
     """One image and its objects.
@@ -194,7 +203,7 @@ class VOCDataset:
                                f"(named by {path.name}; tried {tried})")
         self._image_paths.append(image_path)
         root = tree.getroot()
-        width, height = _size(root, path, image_path)
+        width, height = _size(root, image_path)
         rows, labels, difficult, truncated = [], [], [], []
         for k, obj in enumerate(root.iter("object")):
             cls = _text(obj, "name", path)
@@ -207,26 +216,26 @@ class VOCDataset:
             if not all(math.isfinite(v) for v in (xmin, ymin, xmax, ymax)):
                 raise DatasetError(f"{path}: object {k + 1} ({cls!r}) has a non-finite box coordinate: "
                                    f"xmin={xmin}, ymin={ymin}, xmax={xmax}, ymax={ymax}")
-            box = np.array([(xmin - 1) / width, (ymin - 1) / height, xmax / width, ymax / height])
-            clipped = np.clip(box, 0.0, 1.0)
-            if (clipped != box).any():
-                self.clipped_boxes += 1
-            if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
-                self.dropped_boxes += 1
+            clipped = self._kept_box([(xmin - 1) / width, (ymin - 1) / height, xmax / width, ymax / height])
+            if clipped is None:
                 continue
             rows.append(clipped)
             labels.append(self._class_index[cls])
             difficult.append(_flag(obj, "difficult", path))
             truncated.append(_flag(obj, "truncated", path))
-        return Annotation(
-            name=name,
-            width=width,
-            height=height,
-            boxes=np.array(rows, dtype=np.float32).reshape(-1, 4),
-            labels=np.array(labels, dtype=np.int64),
-            difficult=np.array(difficult, dtype=bool),
-            truncated=np.array(truncated, dtype=bool),
-        )
+        return Annotation.of(name, width, height, rows, labels, difficult, truncated)
+
+    def _kept_box(self, box, tolerance: float = 0.0):
+        """`box` (4 normalized corners) clipped to [0, 1], or None when nothing is left (counted
+        in dropped_boxes); one sticking out by more than `tolerance` is counted in clipped_boxes."""
+        box = np.asarray(box, dtype=np.float64)
+        clipped = np.clip(box, 0.0, 1.0)
+        if (np.abs(clipped - box) > tolerance).any():
+            self.clipped_boxes += 1
+        if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
+            self.dropped_boxes += 1
+            return None
+        return clipped
 
 
 def _text(node, tag: str, path) -> str:
@@ -255,7 +264,7 @@ def _flag(node, tag: str, path) -> bool:
         raise DatasetError(f"{path}: <{tag}> is not 0 or 1: {child.text.strip()!r}") from None
 
 
-def _size(root, path, image_path) -> tuple[int, int]:
+def _size(root, image_path) -> tuple[int, int]:
     """(width, height) from <size>, else (absent or zero, as in a few VOC files) from the image header."""
     size = root.find("size")
     if size is not None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import DatasetError
@@ -168,19 +167,12 @@ class YOLODataset(VOCDataset):
             if not all(0.0 <= v <= 1.0 for v in (cx, cy, w, h)):
                 raise DatasetError(f"{path}, line {number}: values must be normalized to [0, 1], got "
                                    f"{line.strip()!r}")
-            box = np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
-            if (box < -ROUNDING).any() or (box > 1 + ROUNDING).any():
-                self.clipped_boxes += 1
-            box = np.clip(box, 0.0, 1.0)
-            if box[2] <= box[0] or box[3] <= box[1]:
-                self.dropped_boxes += 1
+            box = self._kept_box([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], tolerance=ROUNDING)
+            if box is None:
                 continue
             rows.append(box)
             labels.append(cls)
-        k = len(rows)
-        return Annotation(name=name, width=width, height=height, boxes=np.array(rows, dtype=np.float32).reshape(-1, 4),
-                          labels=np.array(labels, dtype=np.int64), difficult=np.zeros(k, dtype=bool),
-                          truncated=np.zeros(k, dtype=bool))
+        return Annotation.of(name, width, height, rows, labels)
 
     def _orphans(self, folders) -> list:
         have = {label_path(f) for f in self._files}

@@ -19,76 +19,19 @@ several bins (of one RoI or of several) chose the same cell; the RoIs get no gra
 CPU both passes are Numba loops: the forward in parallel over (roi, channel) pairs, which
 own their outputs; the backward in parallel over channels, which own their planes of dx, so
 nothing races and the order of additions is fixed (deterministic). On the GPU (CuPy x) the
-bins are computed here on the host and kernels/roi_pool.py pools and gathers (no atomics).
+bins are computed on the host and CUDA kernels pool and gather (no atomics). All of it (the
+bins, the reference, the bin scan compiled for both backends) lives in kernels/roi_pool.py;
+this layer checks its inputs and calls it.
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
 
-from ..backend import get_array_module, to_numpy
+from kernels import roi_pool as op
+from kernels.roi_pool import roi_bins, roi_pool2d_forward_naive  # noqa: F401  (the reference, exported by minidet.layers)
+
+from ..backend import to_numpy
 from .base import Layer
-
-
-def round_half_away(v):
-    """C's round(): halves go away from zero (2.5 → 3, −2.5 → −3), as an int64 array."""
-    v = np.asarray(v, dtype=np.float64)
-    return (np.sign(v) * np.floor(np.abs(v) + 0.5)).astype(np.int64)
-
-
-def roi_bins(rois, spatial_scale: float, oh: int, ow: int, H: int, W: int):
-    """Each RoI's bins on the map: (hstart, hend) int64 (R, oh) and (wstart, wend) int64 (R, ow),
-    half-open [start, end) cell ranges clipped to [0, H) and [0, W) (start ≥ end: empty)."""
-    cells = round_half_away(np.asarray(rois, dtype=np.float64)[:, 1:5] * spatial_scale)
-    x1, y1, x2, y2 = cells[:, 0:1], cells[:, 1:2], cells[:, 2:3], cells[:, 3:4]
-    h = np.maximum(y2 - y1 + 1, 1)
-    w = np.maximum(x2 - x1 + 1, 1)
-    ph, pw = np.arange(oh)[None, :], np.arange(ow)[None, :]
-    hstart = np.clip(y1 + (ph * h) // oh, 0, H)
-    hend = np.clip(y1 - (-((ph + 1) * h) // oh), 0, H)  # ceil(a/b) = −(−a // b)
-    wstart = np.clip(x1 + (pw * w) // ow, 0, W)
-    wend = np.clip(x1 - (-((pw + 1) * w) // ow), 0, W)
-    return hstart, hend, wstart, wend
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _forward_cpu(x, batch, hstart, hend, wstart, wend, y, argmax):
-    R, C, oh, ow = y.shape
-    W = x.shape[3]
-    for rc in prange(R * C):
-        r = rc // C
-        c = rc - r * C
-        n = batch[r]
-        for ph in range(oh):
-            for pw in range(ow):
-                best = 0.0
-                best_idx = -1
-                for i in range(hstart[r, ph], hend[r, ph]):
-                    for j in range(wstart[r, pw], wend[r, pw]):
-                        v = x[n, c, i, j]
-                        if best_idx < 0 or v > best:  # strict: the first maximum wins ties
-                            best = v
-                            best_idx = i * W + j
-                y[r, c, ph, pw] = best
-                argmax[r, c, ph, pw] = best_idx
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _backward_cpu(dy, argmax, batch, dx):
-    R, C, oh, ow = dy.shape
-    N, _, H, W = dx.shape
-    for c in prange(C):
-        for n in range(N):
-            for i in range(H):
-                for j in range(W):
-                    dx[n, c, i, j] = 0
-        for r in range(R):
-            n = batch[r]
-            for ph in range(oh):
-                for pw in range(ow):
-                    idx = argmax[r, c, ph, pw]
-                    if idx >= 0:
-                        dx[n, c, idx // W, idx % W] += dy[r, c, ph, pw]
 
 
 def roi_pool2d_forward(x, rois, output_size, spatial_scale: float):
@@ -96,60 +39,17 @@ def roi_pool2d_forward(x, rois, output_size, spatial_scale: float):
     cache); cache = (int64 argmax (R, C, oh, ow): flat index i·W + j in its plane, −1 for an
     empty bin; int64 batch indices (R,); the bins (hstart, hend, wstart, wend); x.shape)."""
     oh, ow = output_size
-    N, C, H, W = x.shape
     rois = np.asarray(rois, dtype=np.float64).reshape(-1, 5)
     batch = rois[:, 0].astype(np.int64)
-    bins = roi_bins(rois, spatial_scale, oh, ow, H, W)
-    if get_array_module(x) is np:
-        x = np.ascontiguousarray(x)
-        y = np.empty((len(rois), C, oh, ow), dtype=x.dtype)
-        argmax = np.empty((len(rois), C, oh, ow), dtype=np.int64)
-        _forward_cpu(x, batch, *bins, y, argmax)
-    else:
-        from kernels import roi_pool as gpu
-
-        y, argmax = gpu.roi_pool2d_forward_gpu(x, batch, *bins)
+    bins = roi_bins(rois, spatial_scale, oh, ow, x.shape[2], x.shape[3])
+    y, argmax = op.forward(x, batch, *bins)
     return y, (argmax, batch, bins, x.shape)
 
 
 def roi_pool2d_backward(dy, cache):
     """dx (N, C, H, W): each dy[r, c, ph, pw] added at its argmax in x[batch[r], c]."""
     argmax, batch, bins, x_shape = cache
-    if get_array_module(dy) is np:
-        dy = np.ascontiguousarray(dy)
-        dx = np.empty(x_shape, dtype=dy.dtype)
-        _backward_cpu(dy, argmax, batch, dx)
-        return dx
-    from kernels import roi_pool as gpu
-
-    return gpu.roi_pool2d_backward_gpu(dy, argmax, x_shape, batch, *bins)
-
-
-def roi_pool2d_forward_naive(x, rois, output_size, spatial_scale: float):
-    """The contract's rule in plain Python loops, one bin at a time (for tests). Returns (y, argmax)."""
-    oh, ow = output_size
-    N, C, H, W = x.shape
-    y = np.zeros((len(rois), C, oh, ow), dtype=x.dtype)
-    argmax = np.full((len(rois), C, oh, ow), -1, dtype=np.int64)
-
-    def c_round(v):
-        return int(np.floor(abs(v) + 0.5)) * (1 if v >= 0 else -1)
-
-    for r, roi in enumerate(rois):
-        n = int(roi[0])
-        x1, y1, x2, y2 = (c_round(float(v) * spatial_scale) for v in roi[1:5])
-        h, w = max(y2 - y1 + 1, 1), max(x2 - x1 + 1, 1)
-        for ph in range(oh):
-            rows = range(max(y1 + int(np.floor(ph * h / oh)), 0), min(y1 + int(np.ceil((ph + 1) * h / oh)), H))
-            for pw in range(ow):
-                cols = range(max(x1 + int(np.floor(pw * w / ow)), 0), min(x1 + int(np.ceil((pw + 1) * w / ow)), W))
-                for c in range(C):
-                    for i in rows:
-                        for j in cols:
-                            if argmax[r, c, ph, pw] < 0 or x[n, c, i, j] > y[r, c, ph, pw]:
-                                y[r, c, ph, pw] = x[n, c, i, j]
-                                argmax[r, c, ph, pw] = i * W + j
-    return y, argmax
+    return op.backward(dy, argmax, x_shape, batch, *bins)
 
 
 class RoIPool2d(Layer):

@@ -100,11 +100,7 @@ def load_checkpoint(path, expect_arch: dict | None = None):
     except (ValueError, TypeError) as e:
         raise CheckpointError(f"{path}: cannot rebuild its architecture: {e}") from None
     expected = {name: (params, key) for name, params, _, key in model.named_parameters()}
-    stored = {k[len("param/"):] for k in files if k.startswith("param/")}
-    if stored != set(expected):
-        missing, extra = sorted(set(expected) - stored), sorted(stored - set(expected))
-        raise CheckpointError(f"{path}: weights do not match {_describe(arch)} "
-                              f"(missing {missing[:3]}, unexpected {extra[:3]})")
+    _check_names(files, "param/", expected, "weights", path, arch)
     for name, (params, key) in expected.items():
         w = files[f"param/{name}"]
         if w.shape != params[key].shape or not np.issubdtype(w.dtype, np.floating):
@@ -121,14 +117,20 @@ def load_checkpoint(path, expect_arch: dict | None = None):
     return model, meta
 
 
+def _check_names(files, prefix: str, expected, what: str, path, arch):
+    """CheckpointError naming `what` unless the entries of `files` under `prefix` are exactly
+    the names of `expected` (the architecture's)."""
+    stored = {k[len(prefix):] for k in files if k.startswith(prefix)}
+    if stored != set(expected):
+        missing, extra = sorted(set(expected) - stored), sorted(stored - set(expected))
+        raise CheckpointError(f"{path}: {what} do not match {_describe(arch)} "
+                              f"(missing {missing[:3]}, unexpected {extra[:3]})")
+
+
 def _load_buffers(model, files, path, arch):
     """Restore `model`'s buffers (running statistics) from the "buffer/" entries of `files`."""
     expected = {name: (buffers, key) for name, buffers, key in model.named_buffers()}
-    stored = {k[len("buffer/"):] for k in files if k.startswith("buffer/")}
-    if stored != set(expected):
-        missing, extra = sorted(set(expected) - stored), sorted(stored - set(expected))
-        raise CheckpointError(f"{path}: running statistics do not match {_describe(arch)} "
-                              f"(missing {missing[:3]}, unexpected {extra[:3]})")
+    _check_names(files, "buffer/", expected, "running statistics", path, arch)
     for name, (buffers, key) in expected.items():
         b = files[f"buffer/{name}"]
         if b.shape != buffers[key].shape:

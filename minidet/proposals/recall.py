@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..boxes import box_iou
+from ..boxes import box_iou, to_pixels
 
 
 def best_iou_at(proposals, gt, counts):
@@ -60,7 +60,7 @@ def recall_study(propose, samples, counts, thresholds=(0.5, 0.7), clock=None):
         start = clock()
         proposals.append(np.asarray(propose(sample.image), dtype=np.float64).reshape(-1, 4))
         seconds += clock() - start
-        truths.append(np.asarray(sample.boxes, dtype=np.float64).reshape(-1, 4) * [W, H, W, H])
+        truths.append(to_pixels(np.asarray(sample.boxes, dtype=np.float64).reshape(-1, 4), W, H))
     n = len(proposals)
     if n == 0:
         raise ValueError("recall_study: no images")

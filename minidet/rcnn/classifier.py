@@ -18,8 +18,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..boxes import nms
-from ..layers import Conv2d, Flatten, LeakyReLU, Linear, MaxPool2d, Sequential
+from ..boxes import nms, to_pixels
+from ..cross_entropy import softmax
+from ..layers import Sequential
+from ..models.crop_cnn import crop_cnn
 from .crops import warp_crops
 from .deltas import decode_deltas
 from .sampling import sample_rois
@@ -29,18 +31,7 @@ def crop_classifier(num_classes: int, size: int = 32, width: int = 16, rng=None)
     """Three (3×3 conv, leaky ReLU 0.1, 2×2 max-pool) blocks of width, 2·width, 4·width filters,
     then one Linear to (C + 1) logits and 4·(C + 1) deltas. Input (N, 3, size, size), size
     divisible by 8."""
-    if size % 8 or size < 8:
-        raise ValueError(f"crop_classifier: size must be a positive multiple of 8, got {size}")
-    rng = np.random.default_rng(0) if rng is None else rng
-    layers, c = [], 3
-    for f in (width, 2 * width, 4 * width):
-        layers += [Conv2d(c, f, 3, padding=1, rng=rng), LeakyReLU(0.1), MaxPool2d(2)]
-        c = f
-    head = Linear(c * (size // 8) ** 2, 5 * (num_classes + 1), rng=rng)
-    head.params["W"] *= 0.1  # near-uniform class probabilities and small deltas at the start
-    model = Sequential(*layers, Flatten(), head)
-    model.layers[0].need_input_grad = False  # the crops need no gradient
-    return model
+    return crop_cnn(5 * (num_classes + 1), size, width, rng, where="crop_classifier")
 
 
 def split_outputs(out, num_classes: int):
@@ -69,7 +60,7 @@ def training_batch(samples, proposals, rng, rois_per_image: int = 32, size: int 
     crops, labels, targets = [], [], []
     for sample, props in zip(samples, proposals):
         H, W = sample.image.shape[:2]
-        gt = np.asarray(sample.boxes, dtype=np.float64).reshape(-1, 4) * [W, H, W, H]
+        gt = to_pixels(np.asarray(sample.boxes, dtype=np.float64).reshape(-1, 4), W, H)
         s = sample_rois(props, gt, sample.labels, rois_per_image, rng, fg_fraction=fg_fraction)
         if len(s.labels):
             crops.append(warp_crops(sample.image, s.boxes, size, context))
@@ -113,8 +104,7 @@ def detect_image(model, image, proposals, num_classes: int, size: int = 32, cont
     if not outs:
         return Detections(np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64))
     logits, deltas = split_outputs(np.concatenate(outs).astype(np.float64), num_classes)
-    z = logits - logits.max(axis=1, keepdims=True)
-    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    p = softmax(logits)
     boxes, scores, labels = [], [], []
     for c in range(num_classes):
         keep = np.flatnonzero(p[:, c + 1] > score_threshold)

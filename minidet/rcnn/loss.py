@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..cross_entropy import softmax_cross_entropy
+from .box_loss import BoxLoss, smooth_l1, smooth_l1_grad
+
 
 def _check(logits, box, labels, targets):
     R, K = logits.shape if logits.ndim == 2 else (None, None)
@@ -26,43 +29,29 @@ def _check(logits, box, labels, targets):
         raise ValueError(f"MultiTaskLoss: labels must lie in [0, {K}), got {labels.min()} … {labels.max()}")
 
 
-class MultiTaskLoss:
+class MultiTaskLoss(BoxLoss):
     """MultiTaskLoss(box_weight=1.0, beta=1.0): `forward(logits, box, labels, targets) -> float`,
     then `backward() -> (dlogits, dbox)`; `parts` holds the two terms of the last forward."""
-
-    def __init__(self, box_weight: float = 1.0, beta: float = 1.0):
-        if beta <= 0:
-            raise ValueError(f"MultiTaskLoss: beta must be positive, got {beta}")
-        self.box_weight, self.beta = float(box_weight), float(beta)
-        self._cache = None
-        self.parts = {}
 
     def forward(self, logits, box, labels, targets) -> float:
         logits, box = np.asarray(logits), np.asarray(box)
         labels, targets = np.asarray(labels, dtype=np.int64), np.asarray(targets)
         _check(logits, box, labels, targets)
         R, K = logits.shape
-        z = logits - logits.max(axis=1, keepdims=True)  # stable log-softmax
-        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        rows = np.arange(R)
-        cls = -log_p[rows, labels].sum() / max(R, 1)
+        total, dlogits, _ = softmax_cross_entropy(logits, labels)
+        cls = total / max(R, 1)
         fg = np.flatnonzero(labels > 0)
         d = box.reshape(R, K, 4)[fg, labels[fg]] - targets[fg]
-        small = np.abs(d) < self.beta
-        loc = np.where(small, 0.5 * d * d / self.beta, np.abs(d) - 0.5 * self.beta).sum() / max(R, 1)
-        self._cache = (log_p, labels, fg, d, small, box.shape)
+        value, small = smooth_l1(d, self.beta)
+        loc = value.sum() / max(R, 1)
+        self._cache = (dlogits / max(R, 1), labels, fg, d, small, box.shape)
         self.parts = {"cls": float(cls), "box": float(self.box_weight * loc)}
         return float(cls + self.box_weight * loc)
 
     def backward(self):
         """(dlogits (R, C + 1), dbox (R, 4·(C + 1))) of the last forward's loss."""
-        if self._cache is None:
-            raise RuntimeError("MultiTaskLoss: backward() called before forward()")
-        log_p, labels, fg, d, small, box_shape = self._cache
-        R, K = log_p.shape
-        dlogits = np.exp(log_p)
-        dlogits[np.arange(R), labels] -= 1
-        dlogits /= max(R, 1)
-        dbox = np.zeros((R, K, 4), dtype=log_p.dtype)
-        dbox[fg, labels[fg]] = self.box_weight * np.where(small, d / self.beta, np.sign(d)) / max(R, 1)
+        dlogits, labels, fg, d, small, box_shape = self._cached()
+        R, K = dlogits.shape
+        dbox = np.zeros((R, K, 4), dtype=dlogits.dtype)
+        dbox[fg, labels[fg]] = self.box_weight * smooth_l1_grad(d, small, self.beta) / max(R, 1)
         return dlogits, dbox.reshape(box_shape)

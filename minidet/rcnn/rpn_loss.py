@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .box_loss import BoxLoss, smooth_l1, smooth_l1_grad
+
 
 def rpn_rows(logits, deltas):
     """(N, A, h, w), (N, 4A, h, w) -> (N, h·w·A), (N, h·w·A, 4) in anchor-row order (i, j, a)."""
@@ -38,16 +40,12 @@ def rpn_maps(drows, ddeltas, A: int, h: int, w: int):
     return np.ascontiguousarray(logits), np.ascontiguousarray(deltas)
 
 
-class RpnLoss:
+class RpnLoss(BoxLoss):
     """RpnLoss(box_weight=1.0, beta=1/9): `forward(logits (N, K), deltas (N, K, 4), labels (N, K),
     targets (N, K, 4)) -> float`, `backward() -> (dlogits, ddeltas)`; `parts` after forward."""
 
     def __init__(self, box_weight: float = 1.0, beta: float = 1 / 9):
-        if beta <= 0:
-            raise ValueError(f"RpnLoss: beta must be positive, got {beta}")
-        self.box_weight, self.beta = float(box_weight), float(beta)
-        self._cache = None
-        self.parts = {}
+        super().__init__(box_weight, beta)
 
     def forward(self, logits, deltas, labels, targets) -> float:
         logits, deltas = np.asarray(logits), np.asarray(deltas)
@@ -63,17 +61,15 @@ class RpnLoss:
         bce = np.maximum(logits, 0) - logits * y + np.log1p(np.exp(-np.abs(logits)))
         cls = float((bce * sampled).sum()) / S
         d = (deltas - targets) * positive[..., None]
-        small = np.abs(d) < self.beta
-        box = float(np.where(small, 0.5 * d * d / self.beta, np.abs(d) - 0.5 * self.beta)[positive].sum()) / S
+        value, small = smooth_l1(d, self.beta)
+        box = float(value[positive].sum()) / S
         self._cache = (logits, y, sampled, positive, d, small, S)
         self.parts = {"objectness": cls, "box": self.box_weight * box}
         return cls + self.box_weight * box
 
     def backward(self):
         """(dlogits (N, K), ddeltas (N, K, 4)) of the last forward's loss."""
-        if self._cache is None:
-            raise RuntimeError("RpnLoss: backward() called before forward()")
-        logits, y, sampled, positive, d, small, S = self._cache
+        logits, y, sampled, positive, d, small, S = self._cached()
         dlogits = (1 / (1 + np.exp(-logits)) - y) * sampled / S
-        ddeltas = self.box_weight * np.where(small, d / self.beta, np.sign(d)) * positive[..., None] / S
+        ddeltas = self.box_weight * smooth_l1_grad(d, small, self.beta) * positive[..., None] / S
         return dlogits, ddeltas

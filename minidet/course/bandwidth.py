@@ -34,8 +34,8 @@ import numpy as np
 
 from kernels._device import output_size
 
-from .backend import check_device, gpu_available
-from .timing import time_call
+from ..backend import check_device, gpu_available
+from ..timing import time_call
 
 INDEX_BYTES = 4  # argmax is int32
 SLOPE = 0.1
