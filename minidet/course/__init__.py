@@ -9,4 +9,6 @@
   (chapter 7; `benchmarks/head_study.py` runs it).
 - `minidet.course.book`: `python -m minidet.course build OUT` executes every chapter and
   writes it as HTML with its outputs and a table of contents.
+- `minidet.course.variants`: chapter 7's quick run with one setting changed, the measured
+  answers of the long exercises (`python -m minidet.course exercises OUT.json`).
 """

@@ -1,4 +1,4 @@
-"""`python -m minidet.course build OUT`: see minidet/course/book.py."""
+"""`python -m minidet.course build OUT` (minidet/course/book.py) and `exercises OUT.json` (variants.py)."""
 import sys
 
 from .book import main

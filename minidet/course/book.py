@@ -201,7 +201,15 @@ def main(argv=None) -> int:
     b.add_argument("--only", help="build only the notebooks whose name contains this")
     b.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell (default: %(default)s)")
     b.add_argument("--force", action="store_true", help="write into a non-empty OUT")
+    e = sub.add_parser("exercises", help="measure the long exercises' runs (minidet/course/variants.py)")
+    e.add_argument("out", help="the JSON record to write")
+    e.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds per variant (default: 0 1 2)")
     args = parser.parse_args(argv)
+    if args.command == "exercises":
+        from .variants import measure, summary
+
+        print(summary(measure(args.out, tuple(args.seeds))))
+        return 0
     try:
         written = build(args.out, args.notebooks, args.only, args.timeout, args.force)
     except BookError as e:
