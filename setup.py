@@ -40,5 +40,6 @@ setup(
         "reference": ["torch==2.13.0"],
         "book": ["nbclient>=0.7", "nbformat>=5", "ipykernel>=6", "nbconvert>=7"],  # python -m minidet.course build
     },
+    package_data={"minidet.course": ["*.json"]},  # the measured exercise record (variants.RECORD)
     entry_points={"console_scripts": ["minidet = minidet.cli:main"]},
 )

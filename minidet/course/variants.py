@@ -115,7 +115,7 @@ def measure(out, seeds=(0, 1, 2), variants=VARIANTS, log=print) -> dict:
     """Run every variant for every seed; write and return the record."""
     record = {"command": "python -m minidet.course exercises " + str(out) + " --seeds " + " ".join(map(str, seeds)),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
-              "date": time.strftime("%Y-%m-%d"), "quick": QUICK, "variants": variants, "runs": {},
+              "date": time.strftime("%Y-%m-%d"), "seeds": list(seeds), "quick": QUICK, "variants": variants, "runs": {},
               # The load average says whether "seconds" is an idle figure (≈ 0) or a shared machine's.
               "load_average": {"start": os.getloadavg()[1]}}
     with tempfile.TemporaryDirectory(prefix="minidet-exercises-") as work:
@@ -130,9 +130,31 @@ def measure(out, seeds=(0, 1, 2), variants=VARIANTS, log=print) -> dict:
     return record
 
 
+def load(record=None) -> dict:
+    """The record (a dict, a path, or None for RECORD)."""
+    if isinstance(record, dict):
+        return record
+    return json.loads(Path(record or RECORD).read_text())
+
+
+def paired(record, name: str, key: str) -> list[tuple[float, float]]:
+    """(baseline, variant) of `key` per seed: the seeds share the data order and the start weights."""
+    record = load(record)
+    return [(b[key], v[key]) for b, v in zip(record["runs"]["baseline"], record["runs"][name])]
+
+
+def paired_table(record, name: str, keys=("mAP",)) -> str:
+    """One line per key: baseline -> `name`, seed by seed."""
+    record = load(record)
+    seeds = record.get("seeds", range(len(record["runs"]["baseline"])))
+    return "\n".join(f"{key:<11}" + "   ".join(f"seed {s}: {b:.3g} -> {v:.3g}"
+                                                for s, (b, v) in zip(seeds, paired(record, name, key)))
+                     for key in keys)
+
+
 def summary(record=None, names=None) -> str:
     """The record as a table: per variant, the range (min–max over the seeds) of each figure."""
-    record = record or json.loads(RECORD.read_text())
+    record = load(record)
     keys = ("mAP", "loss", "cls", "coord", "obj", "noobj", "empty_conf", "detections", "seconds")
     lines = [f"measured by `{record['command']}` on {record['machine']}, {record['date']}; "
              f"min–max over {len(next(iter(record['runs'].values())))} seeds"]

@@ -96,6 +96,14 @@ class Layer:
         if not xp.issubdtype(x.dtype, xp.floating):
             raise ValueError(f"{self.label()}: expected a floating-point input, got dtype {x.dtype}")
 
+    def _check_input(self, x, layout: str, width: int | None = None, what: str = "channels"):
+        """A floating-point input of layout's rank ("(N, C, H, W)": 4-D) whose axis 1 holds `width`."""
+        self._check_ndim(x, layout.count(",") + 1, layout)
+        self._check_float(x)
+        if width is not None and x.shape[1] != width:
+            raise ValueError(f"{self.label()}: input has {x.shape[1]} {what}, expected {width} "
+                             f"(input shape {tuple(x.shape)})")
+
     def label(self) -> str:
         """One line naming the layer and its settings, for error messages."""
         return f"{type(self).__name__}({self.extra_repr()})"

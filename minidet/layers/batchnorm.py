@@ -94,11 +94,7 @@ class BatchNorm2d(Layer):
         return tuple(input_shape)
 
     def forward(self, x):
-        self._check_ndim(x, 4, "(N, C, H, W)")
-        self._check_float(x)
-        if x.shape[1] != self.num_features:
-            raise ValueError(f"{self.label()}: input has {x.shape[1]} channels, expected {self.num_features} "
-                             f"(input shape {tuple(x.shape)})")
+        self._check_input(x, "(N, C, H, W)", self.num_features)
         gamma, beta = self.params["gamma"], self.params["beta"]
         b = self.buffers
         if self.training:

@@ -154,11 +154,7 @@ class Conv2d(Layer):
         return (N, self.out_channels, output_size(H, k, s, p), output_size(W, k, s, p))
 
     def forward(self, x):
-        self._check_ndim(x, 4, "(N, C, H, W)")
-        self._check_float(x)
-        if x.shape[1] != self.in_channels:
-            raise ValueError(f"{self.label()}: input has {x.shape[1]} channels, expected {self.in_channels} "
-                             f"(input shape {tuple(x.shape)})")
+        self._check_input(x, "(N, C, H, W)", self.in_channels)
         H, W = x.shape[2:]
         reach = self.kernel_size - 2 * self.padding
         if H < reach or W < reach:

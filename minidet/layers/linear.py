@@ -41,11 +41,7 @@ class Linear(Layer):
         return (input_shape[0], self.out_features)
 
     def forward(self, x):
-        self._check_ndim(x, 2, "(N, in_features)")
-        self._check_float(x)
-        if x.shape[1] != self.in_features:
-            raise ValueError(f"{self.label()}: input has {x.shape[1]} features, expected {self.in_features} "
-                             f"(input shape {tuple(x.shape)})")
+        self._check_input(x, "(N, in_features)", self.in_features, "features")
         y, self._cache = linear_forward(x, self.params["W"], self.params["b"])
         return y
 

@@ -46,8 +46,7 @@ class MaxPool2d(Layer):
         return (N, C, output_size(H, k, s), output_size(W, k, s))
 
     def forward(self, x):
-        self._check_ndim(x, 4, "(N, C, H, W)")
-        self._check_float(x)
+        self._check_input(x, "(N, C, H, W)")
         H, W = x.shape[2:]
         if H < self.kernel_size or W < self.kernel_size:
             raise ValueError(f"{self.label()}: input of {H}×{W} pixels is smaller than the {self.kernel_size}×"

@@ -93,8 +93,7 @@ class RoIPool2d(Layer):
         return rois
 
     def forward(self, x, rois):
-        self._check_ndim(x, 4, "(N, C, H, W)")
-        self._check_float(x)
+        self._check_input(x, "(N, C, H, W)")
         rois = self.check_rois(rois, x.shape)
         y, self._cache = roi_pool2d_forward(x, rois, self.output_size, self.spatial_scale)
         return y
