@@ -12,6 +12,11 @@ dependency) runs the same layers with the same weights when it imports; the scri
 prints minidet's median time, PyTorch's, and their ratio. The two sides alternate in
 blocks with a pause between them (OpenBLAS and OpenMP threads spin after a product and
 slow whoever runs next on 2 cores), and medians of the blocks are reported.
+
+With `--torch-subprocess` PyTorch runs instead in a process of its own, imported before
+minidet, with its default thread settings (as its users run it); minidet's blocks run
+first, then PyTorch's. In the same process PyTorch runs under minidet's passive-wait
+settings, which slow it more than they slow minidet.
 """
 from __future__ import annotations
 
@@ -21,6 +26,11 @@ import platform
 import statistics
 import sys
 import time
+
+if __name__ == "__main__" and "--torch-worker" in sys.argv:
+    # PyTorch as its users run it: imported first, so its OpenMP starts with its own
+    # defaults, before minidet sets passive waiting (which only acts on libraries loaded later).
+    import torch  # noqa: F401
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import minidet  # noqa: E402,F401  (first: minidet.THREAD_POLICY, passive BLAS/OpenMP waiting, before NumPy loads)
@@ -125,7 +135,7 @@ def median_ms(fn, repeats):
     return 1e3 * time_call(fn, "cpu", repeats, warmup=0)
 
 
-def run_config(input_size, width, batch, what, blocks, repeats, torch, head="fc"):
+def run_config(input_size, width, batch, what, blocks, repeats, torch, head="fc", ours_too=True):
     model = reduced_fast_yolo(input_size, width, head=head)
     x = np.random.default_rng(0).random((batch, 3, input_size, input_size), dtype=np.float32)
     if what == "stack":
@@ -163,19 +173,33 @@ def run_config(input_size, width, batch, what, blocks, repeats, torch, head="fc"
                 yolo_loss_torch(torch, tnet(tx), ttarget).backward()
                 topt.step()
 
-    ours(), ours()  # warm-up: Numba compilation, allocator
+    if ours_too:
+        ours(), ours()  # warm-up: Numba compilation, allocator
     if theirs:
         theirs(), theirs()
     ours_ms, theirs_ms = [], []
     for _ in range(blocks):
-        ours_ms.append(median_ms(ours, repeats))
-        time.sleep(0.3)
+        if ours_too:
+            ours_ms.append(median_ms(ours, repeats))
+            time.sleep(0.3)
         if theirs:
             theirs_ms.append(median_ms(theirs, repeats))
             time.sleep(0.3)
-    a = statistics.median(ours_ms)
+    a = statistics.median(ours_ms) if ours_ms else None
     b = statistics.median(theirs_ms) if theirs_ms else None
     return a, b
+
+
+def torch_in_subprocess(cfg: str, what: str, blocks: int, repeats: int):
+    """PyTorch's median ms for `cfg` from a process of its own (see the module docstring)."""
+    import json
+    import subprocess
+
+    out = subprocess.run([sys.executable, __file__, "--torch-worker", "--what", what, "--configs", cfg,
+                          "--blocks", str(blocks), "--repeats", str(repeats)],
+                         capture_output=True, text=True, check=True).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    return result["ms"], result["threads"]
 
 
 def loader_rate(input_size, batch, batches=20, workers=2):
@@ -211,9 +235,21 @@ def main(argv=None):
     parser.add_argument("--blocks", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--torch-subprocess", action="store_true",
+                        help="time PyTorch in its own process with its default thread settings")
+    parser.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.torch_worker:  # one config, PyTorch only, its median ms as the last line
+        import json
+
+        import torch
+
+        size, width, batch, head, _ = parse_config(args.configs[0])
+        _, b = run_config(size, width, batch, args.what, args.blocks, args.repeats, torch, head=head, ours_too=False)
+        print(json.dumps({"ms": b, "threads": torch.get_num_threads()}))
+        return
     torch = None
-    if not args.no_torch:
+    if not args.no_torch and not args.torch_subprocess:
         try:
             import torch
 
@@ -221,7 +257,7 @@ def main(argv=None):
         except ImportError:
             print("PyTorch is not installed: timing minidet alone (pip install torch==2.13.0 for the reference)")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; numpy {np.__version__}; "
-          f"torch {torch.__version__ if torch else '-'}; "
+          f"torch {torch.__version__ if torch else ('own process' if args.torch_subprocess else '-')}; "
           f"MALLOC_ARENA_MAX={os.environ.get('MALLOC_ARENA_MAX', '-')}, "
           f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT')}")
     whats = ["stack", "step", "loader"] if args.what == "all" else [args.what]
@@ -241,6 +277,9 @@ def main(argv=None):
             if what == "stack" and head_given:  # the convolutions alone: the head does not matter
                 continue
             a, b = run_config(size, width, batch, what, args.blocks, args.repeats, torch, head=head)
+            if args.torch_subprocess:
+                b, threads = torch_in_subprocess(cfg, what, args.blocks, args.repeats)
+                cfg = f"{cfg} (torch: {threads} thr)"
             ratio = f"{a / b:.2f}" if b else "-"
             print(f"{what:<6} {cfg:<18} {a:>11.1f} {b if b is None else round(b, 1)!s:>9} {ratio:>6}", flush=True)
 

@@ -55,3 +55,36 @@ def test_head_study_table_and_refusal():
         "val mAP@0.5 per epoch", "  fc: 0.020 0.100", "conv: 0.345"]
     with pytest.raises(ValueError, match="unknown head 'dense'"):
         head_run("dense", epochs=1, lr=1e-2, warmup_epochs=0, seed=0)
+
+
+def _benchmark_module(name):
+    import importlib
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.pop(0)
+
+
+def test_profile_step_times_every_layer_and_counts_conv_flops():
+    from minidet.models import reduced_fast_yolo
+
+    prof = _benchmark_module("profile_step")
+    model = reduced_fast_yolo(112, 0.0625)
+    x = np.random.default_rng(0).random((2, 3, 112, 112), dtype=np.float32)
+    rows, t_loss, t_sgd = prof.profile(model, x, prof.random_targets(2, model.S, model.C), repeats=1)
+    assert len(rows) == len(model.layers) and t_loss > 0 and t_sgd > 0
+    assert all(f > 0 and b >= 0 for f, b, _ in rows)
+    assert rows[-1][2] == (2, model.S, model.S, 5 * model.B + model.C)
+    first = model.layers[0]   # 3 -> c channels, 3×3, on 112×112, batch 2
+    assert prof.conv_flops(first, rows[0][2]) == 2.0 * first.out_channels * 3 * 9 * 2 * 112 * 112
+
+
+def test_bench_cpu_times_pytorch_in_a_process_of_its_own():
+    pytest.importorskip("torch")
+    bench = _benchmark_module("bench_cpu")
+    ms, threads = bench.torch_in_subprocess("112:0.0625:2", "step", blocks=1, repeats=1)
+    assert ms > 0 and threads >= 1

@@ -149,6 +149,25 @@ def test_ssd_lite_save_load_round_trip(tmp_path):
     assert isinstance(load(path), SSDModel)
 
 
+def test_ssd_lite_batch_norm_keeps_its_running_statistics_in_checkpoints(tmp_path):
+    # The running statistics are what eval mode normalises with: a checkpoint that dropped
+    # them would give another network at test time than the one validated during training.
+    model = ssd_lite(56, 0.125, C=3, seed=4, batch_norm=True)
+    x = np.random.default_rng(0).uniform(0, 1, (4, 3, 56, 56)).astype(np.float32)
+    model.train()
+    model.forward(x)            # moves the running statistics away from (0, 1)
+    names = [name for name, _, _ in model.named_buffers()]
+    assert len(names) == 3 * 15 and names[0] == "trunk.1.running_mean"   # 9 trunk + 6 extra convolutions
+    save(model, tmp_path / "ssd.npz", classes=["a", "b", "c"])
+    again, _ = load_checkpoint(tmp_path / "ssd.npz")
+    assert again.arch["kwargs"]["batch_norm"] is True
+    for (name, b1, k1), (_, b2, k2) in zip(model.named_buffers(), again.named_buffers()):
+        assert np.array_equal(b1[k1], b2[k2]), name
+    model.eval(), again.eval()
+    for a, b in zip(model.forward(x), again.forward(x)):
+        assert np.array_equal(a, b)
+
+
 def test_ssd_lite_overfits_four_images():
     from minidet.optim import SGD
 

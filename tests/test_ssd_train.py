@@ -46,7 +46,7 @@ def test_ssd_run_writes_its_files_and_records_the_architecture(ssd_run):
         assert (ssd_run / name).is_file(), name
     model, meta = load_checkpoint(ssd_run / "last.npz")
     assert isinstance(model, SSDModel)
-    assert model.arch == {"name": "ssd_lite", "kwargs": dict(input_size=56, width=0.0625, C=20, seed=0)}
+    assert model.arch == {"name": "ssd_lite", "kwargs": dict(input_size=56, width=0.0625, C=20, seed=0, batch_norm=True)}
     assert meta["config"]["model"] == "ssd" and meta["config"]["head"] is None
     assert meta["config"]["lr"] == SSD_LR and TrainConfig().lr == 1e-2   # each model's default
     history = json.loads((ssd_run / "metrics.json").read_text())["history"]
@@ -103,7 +103,8 @@ def test_resume_across_model_kinds_is_one_line(tmp_path, capsys, tiny_run, ssd_r
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
-@pytest.mark.parametrize("option, word", [(["--head", "conv"], "--head"), (["--pretrain-epochs", "1"], "--pretrain")])
+@pytest.mark.parametrize("option, word", [(["--head", "conv"], "--head"), (["--pretrain-epochs", "1"], "--pretrain"),
+                                          (["--batch-size", "1"], "--batch-size")])
 def test_yolo_only_settings_are_refused_for_ssd(tmp_path, capsys, tiny_voc, option, word):
     code, _, err = run(capsys, "train", "--data", tiny_voc, *TINY_SSD, *option, "--out", tmp_path / "run")
     assert_one_line_error(code, err, word, "ssd")
@@ -114,7 +115,7 @@ def test_yolo_only_library_path_names_the_model(ssd_run):
     """The YOLO decoder, given an SSD output, names what it expected and what it got."""
     from minidet.boxes import decode
 
-    model = load(ssd_run / "best.npz")
+    model = load(ssd_run / "best.npz").eval()   # eval: BatchNorm on the 1×1 map needs N > 1 in training
     output = model.forward(np.zeros((1, 3, 56, 56), np.float32))
     with pytest.raises(ValueError, match="decode: pred must have shape"):
         decode(output[1])

@@ -67,5 +67,11 @@ class TappedTrunk(Container):
         for i, layer in self.heads.items():
             yield from layer.named_parameters(f"{prefix}heads.{i}.")
 
+    def named_buffers(self, prefix: str = ""):
+        for i, layer in enumerate(self.trunk):
+            yield from layer.named_buffers(f"{prefix}trunk.{i}.")
+        for i, layer in self.heads.items():
+            yield from layer.named_buffers(f"{prefix}heads.{i}.")
+
     def extra_repr(self):
         return f"{len(self.trunk)} trunk layers, taps at {list(self.heads)}"

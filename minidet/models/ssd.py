@@ -8,6 +8,8 @@ The network (a `TappedTrunk`), for input_size = 7·2^p (112 by default):
             7 → 4 → 2 → 1, each output tapped;
     heads   on each of the five maps a 3×3 convolution to k·(4 + C + 1) channels, k the
             default boxes per cell, read (after NHWC) as k boxes of [4 offsets, C + 1 scores].
+With batch_norm=True (what `minidet train --model ssd` builds) every trunk and extra
+convolution is followed by a BatchNorm2d, before its leaky ReLU; the heads have none.
 `forward(images)` returns (loc (N, A, 4), conf (N, A, C + 1)) in the order of `priors`
 (map, row y, column x, box of the cell; `minidet.ssd.default_boxes`).
 
@@ -103,6 +105,9 @@ class SSDModel(Layer):
     def named_parameters(self, prefix: str = ""):
         return self.net.named_parameters(prefix)
 
+    def named_buffers(self, prefix: str = ""):
+        return self.net.named_buffers(prefix)
+
     def to(self, device: str):
         self.net.to(device)
         self._cache = None
@@ -116,11 +121,15 @@ class SSDModel(Layer):
         return ", ".join(f"{k}={v}" for k, v in self.arch["kwargs"].items())
 
 
-def ssd_lite(input_size: int = 112, width: float = 0.25, C: int = 20, seed: int = 0) -> SSDModel:
+def ssd_lite(input_size: int = 112, width: float = 0.25, C: int = 20, seed: int = 0,
+             batch_norm: bool = False) -> SSDModel:
     """SSD-lite on the reduced Fast YOLO's convolutions (see the module docstring).
 
     input_size must be 7·2^p with 1 <= p <= 6 (the 14×14 tap needs a pool before the 7×7
-    map); width scales every convolution's filters as in `reduced_fast_yolo`.
+    map); width scales every convolution's filters as in `reduced_fast_yolo`. batch_norm:
+    a BatchNorm2d after every trunk and extra convolution (not the heads); `minidet train
+    --model ssd` uses it (`ssd.task.ssd_arch` says why). False rebuilds the checkpoints
+    written before it existed.
     """
     p = math.log2(input_size / 7) if input_size > 0 else -1
     if p != int(p) or not 1 <= p <= 6:
@@ -133,15 +142,15 @@ def ssd_lite(input_size: int = 112, width: float = 0.25, C: int = 20, seed: int 
     rng = np.random.default_rng(seed)
     trunk, taps, c = [], [], 3
     for i, f in enumerate(FAST_YOLO_FILTERS):
-        c = _conv_block(trunk, c, _scaled(f, width), 3, rng=rng)
+        c = _conv_block(trunk, c, _scaled(f, width), 3, rng=rng, batch_norm=batch_norm)
         if i == int(p) - 1:
             taps.append((len(trunk) - 1, c))            # the 14×14 map, before its pool
         if i < int(p):
             trunk.append(MaxPool2d(2, 2))
     taps.append((len(trunk) - 1, c))                    # the last 7×7 map
     for narrow, wide in EXTRAS:
-        narrow = _conv_block(trunk, c, _scaled(narrow, width), 1, rng=rng)
-        c = _conv_block(trunk, narrow, _scaled(wide, width), 3, stride=2, rng=rng)
+        narrow = _conv_block(trunk, c, _scaled(narrow, width), 1, rng=rng, batch_norm=batch_norm)
+        c = _conv_block(trunk, narrow, _scaled(wide, width), 3, stride=2, rng=rng, batch_norm=batch_norm)
         taps.append((len(trunk) - 1, c))
     boxes = [boxes_per_cell(r) for r in ASPECT_RATIOS]
     heads = {}
@@ -150,7 +159,8 @@ def ssd_lite(input_size: int = 112, width: float = 0.25, C: int = 20, seed: int 
         conv.params["W"] *= 0.01   # start near zero: uniform class scores, offsets near the priors
         heads[index] = Sequential(conv, Permute(0, 2, 3, 1))
     priors = default_boxes(FEATURE_SIZES, SCALES, ASPECT_RATIOS)
-    arch = {"name": "ssd_lite", "kwargs": dict(input_size=input_size, width=width, C=C, seed=seed)}
+    arch = {"name": "ssd_lite", "kwargs": dict(input_size=input_size, width=width, C=C, seed=seed,
+                                               batch_norm=batch_norm)}
     return SSDModel(TappedTrunk(trunk, heads), priors, FEATURE_SIZES, boxes, C, input_size, arch)
 
 

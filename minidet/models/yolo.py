@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from ..layers import Conv2d, Dropout, Flatten, LeakyReLU, Linear, MaxPool2d, Permute, Reshape, Sequential
+from ..layers import BatchNorm2d, Conv2d, Dropout, Flatten, LeakyReLU, Linear, MaxPool2d, Permute, Reshape, Sequential
 
 FAST_YOLO_FILTERS = (16, 32, 64, 128, 256, 512, 1024, 1024, 1024)
 
@@ -58,8 +58,12 @@ def _scaled(n: int, width: float) -> int:
     return max(1, int(round(n * width)))
 
 
-def _conv_block(layers, c_in, c_out, k, stride=1, rng=None):
-    layers += [Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, rng=rng), LeakyReLU(0.1)]
+def _conv_block(layers, c_in, c_out, k, stride=1, rng=None, batch_norm=False):
+    """Conv2d [→ BatchNorm2d] → LeakyReLU(0.1) appended to `layers`; returns c_out."""
+    layers.append(Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, rng=rng))
+    if batch_norm:
+        layers.append(BatchNorm2d(c_out))
+    layers.append(LeakyReLU(0.1))
     return c_out
 
 
