@@ -40,13 +40,8 @@ class Sequential(Container):
             dy = layer.backward(dy)
         return dy
 
-    def named_parameters(self, prefix: str = ""):
-        for i, layer in enumerate(self.layers):
-            yield from layer.named_parameters(f"{prefix}{i}.")
-
-    def named_buffers(self, prefix: str = ""):
-        for i, layer in enumerate(self.layers):
-            yield from layer.named_buffers(f"{prefix}{i}.")
+    def named_children(self):
+        return ((str(i), layer) for i, layer in enumerate(self.layers))
 
     def output_shape(self, input_shape):
         shape = tuple(input_shape)

@@ -61,17 +61,9 @@ class TappedTrunk(Container):
             grad = self.trunk[i].backward(grad)
         return grad
 
-    def named_parameters(self, prefix: str = ""):
-        for i, layer in enumerate(self.trunk):
-            yield from layer.named_parameters(f"{prefix}trunk.{i}.")
-        for i, layer in self.heads.items():
-            yield from layer.named_parameters(f"{prefix}heads.{i}.")
-
-    def named_buffers(self, prefix: str = ""):
-        for i, layer in enumerate(self.trunk):
-            yield from layer.named_buffers(f"{prefix}trunk.{i}.")
-        for i, layer in self.heads.items():
-            yield from layer.named_buffers(f"{prefix}heads.{i}.")
+    def named_children(self):
+        yield from ((f"trunk.{i}", layer) for i, layer in enumerate(self.trunk))
+        yield from ((f"heads.{i}", layer) for i, layer in self.heads.items())
 
     def extra_repr(self):
         return f"{len(self.trunk)} trunk layers, taps at {list(self.heads)}"

@@ -38,9 +38,8 @@ class FastRCNN(Container):
         self._cached()
         return self.trunk.backward(self.pool.backward(self.head.backward(dout)))
 
-    def named_parameters(self, prefix: str = ""):
-        yield from self.trunk.named_parameters(f"{prefix}trunk.")
-        yield from self.head.named_parameters(f"{prefix}head.")
+    def named_children(self):
+        return (("trunk", self.trunk), ("head", self.head))   # the RoI pooling holds neither
 
     def extra_repr(self):
         return f"{self.pool.extra_repr()}"
