@@ -164,3 +164,36 @@ def test_visible_fraction_is_measured_on_the_unclipped_box():
     out, keep = transform_boxes(boxes, 1.0, 0.27, 1.0, 0.0, 100)
     assert keep.tolist() == [False] and out.shape == (0, 4)
     assert transform_boxes(boxes, 1.0, 0.27, 1.0, 0.0, 100, AugmentConfig(min_visible=0.1))[1].tolist() == [True]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_zoom_out_and_in_move_the_boxes_with_the_pixels(seed):
+    image, boxes = picture((30, 20, 90, 60))
+    zoom = AugmentConfig(exposure=1.0, saturation=1.0, flip=0.0, zoom_p=1.0, zoom_out=2.0, zoom_in=1.5)
+    chw, out, keep = augment(image, boxes, 96, np.random.default_rng(seed), zoom)
+    if keep[0]:
+        np.testing.assert_allclose(out[0], red_extent(chw), atol=1.5 / 96)
+    # The scale is in [1/2, 1.5]: the box's width (half the image) within [1/4, 3/4] when whole.
+    (x0, y0, x1, y1), = red_extent(chw)[None]
+    if 0 < x0 and x1 < 1:
+        assert 0.25 - 2 / 96 <= x1 - x0 <= 0.75 + 2 / 96
+
+
+def test_zoom_out_keeps_the_whole_image_on_the_canvas():
+    # Zoom out only: the image shrinks by up to 2 and stays inside the output, so a box
+    # touching every edge ends up whole, at most half as wide, never cut.
+    image, boxes = picture((0, 0, 120, 80))
+    zoom = AugmentConfig(exposure=1.0, saturation=1.0, flip=0.0, zoom_p=1.0, zoom_out=2.0)
+    for seed in range(10):
+        chw, out, keep = augment(image, boxes, 64, np.random.default_rng(seed), zoom)
+        assert keep.tolist() == [True]
+        w = out[0, 2] - out[0, 0]
+        assert 0.5 - 1e-6 <= w <= 1 + 1e-6 and (out >= 0).all() and (out <= 1).all()
+        np.testing.assert_allclose(out[0], red_extent(chw), atol=1.5 / 64)
+
+
+def test_without_zoom_the_random_stream_is_unchanged():
+    image, boxes = picture((30, 20, 90, 60))
+    a = augment(image, boxes, 64, np.random.default_rng(3), AugmentConfig())
+    b = augment(image, boxes, 64, np.random.default_rng(3), AugmentConfig(zoom_out=2.0, zoom_in=2.0))  # zoom_p 0
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])

@@ -39,6 +39,13 @@ class AugmentConfig:
     saturation: float = 1.5  # S scaled by a factor in [1/saturation, saturation]
     min_visible: float = 0.2  # drop a box keeping less than this of its area
     min_side_px: float = 2.0  # drop a box thinner than this many output pixels
+    # SSD's "zoom out" (the image shrunk onto a larger canvas of FILL) and "zoom in" (a crop
+    # of it enlarged): with probability zoom_p the scale is drawn log-uniformly in
+    # [1 / zoom_out, zoom_in] instead, and the shift anywhere the image still covers the
+    # output (zoom in) or lies inside it (zoom out). Off by default (the YOLO paper's set).
+    zoom_p: float = 0.0
+    zoom_out: float = 1.0
+    zoom_in: float = 1.0
 
 
 def resize(image: np.ndarray, size: int) -> np.ndarray:
@@ -48,15 +55,20 @@ def resize(image: np.ndarray, size: int) -> np.ndarray:
 
 def augment(image: np.ndarray, boxes: np.ndarray, size: int, rng: np.random.Generator,
             config: AugmentConfig = AugmentConfig()):
-    """Randomly scale, shift, flip and recolour one image, moving its boxes along.
+    """Randomly scale, shift, flip and recolour one image, moving its boxes along (and, if
+    `config.zoom_p`, zoom out or in as SSD does).
 
     image: (H, W, 3) uint8 RGB. boxes: (K, 4) normalized corner boxes. size: the output
     side in pixels. rng: the only source of randomness (same generator state, same result).
     Returns (image (3, size, size) float32 in [0, 1], boxes (K', 4) float32, keep (K,) bool)
     where keep marks the input boxes that survived (use it on labels, difficult, ...).
     """
-    s = rng.uniform(1 - config.scale, 1 + config.scale)
-    tx, ty = rng.uniform(-config.translate, config.translate, size=2)
+    if config.zoom_p and rng.random() < config.zoom_p:   # no draw without zoom: the same stream
+        s = float(np.exp(rng.uniform(-np.log(config.zoom_out), np.log(config.zoom_in))))
+        tx, ty = rng.uniform(-abs(1 - s) / 2, abs(1 - s) / 2, size=2)
+    else:
+        s = rng.uniform(1 - config.scale, 1 + config.scale)
+        tx, ty = rng.uniform(-config.translate, config.translate, size=2)
     flip = rng.random() < config.flip
     sat = _rand_scale(rng, config.saturation)
     exp = _rand_scale(rng, config.exposure)
