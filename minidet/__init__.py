@@ -10,8 +10,11 @@ import os as _os
 # the cores, and on a busy 2-core machine a training step measured 2–20× slower.
 # Passive waiting costs nothing measurable when the machine is idle. These only take
 # effect if set before the libraries load; a user's own setting wins.
+# OpenBLAS runs one thread per call: its threads wait for each other, and with one busy
+# process beside it a 2-core training step measured 25× slower; minidet cuts the large
+# products over its own threads instead (minidet/matmul.py says more).
 # THREAD_POLICY is also handed to the notebooks' kernels (minidet.course.book, the tests).
-THREAD_POLICY = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"}
+THREAD_POLICY = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4", "OPENBLAS_NUM_THREADS": "1"}
 for _name, _value in THREAD_POLICY.items():
     _os.environ.setdefault(_name, _value)
 

@@ -10,8 +10,8 @@ The fast path unfolds x into cols (C·k·k, N·Ho·Wo) (im2col) and does ONE mat
 product for the whole batch; the backward is two more products and a fold (col2im).
 The naive loop versions below are the readable definition that the tests compare
 against. The unfolding and the fold are kernels/im2col.py (CPU or CUDA, from the array
-module); the products are xp.matmul (BLAS or cuBLAS); the code below is the same on both
-devices.
+module); the products are `minidet.matmul.matmul` (BLAS cut over minidet's threads, or
+cuBLAS); the code below is the same on both devices.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from kernels import im2col as op
 from kernels._device import output_size
 
 from ..backend import get_array_module
+from ..matmul import matmul
 from .base import Layer
 from .init import he_normal
 
@@ -53,7 +54,7 @@ def conv2d_forward(x, W, b, stride: int = 1, padding: int = 0, workspace=None):
     dtype = np.result_type(x.dtype, W.dtype)
     cols = _buffer(workspace, "cols", (C * k * k, N * Ho * Wo), dtype, xp)
     cols = op.im2col(x.astype(dtype, copy=False), k, stride, padding, cols)
-    y2 = W.reshape(F, -1).astype(dtype, copy=False) @ cols  # (F, N·Ho·Wo)
+    y2 = matmul(W.reshape(F, -1).astype(dtype, copy=False), cols)  # (F, N·Ho·Wo)
     # Back to NCHW, adding the bias in the same pass.
     y = xp.empty((N, F, Ho * Wo), dtype=dtype)
     xp.add(y2.reshape(F, N, Ho * Wo).transpose(1, 0, 2), b.reshape(1, F, 1), out=y)
@@ -73,11 +74,11 @@ def conv2d_backward(dy, cache, need_dx: bool = True, workspace=None):
     dy2 = _buffer(workspace, "dy2", (F, cols.shape[1]), dtype, xp)
     dy2.reshape(F, N, -1)[...] = dy.reshape(N, F, -1).transpose(1, 0, 2)  # (F, N·Ho·Wo)
     db = dy2.sum(axis=1)
-    dW = (dy2 @ cols.T).reshape(W.shape)
+    dW = matmul(dy2, cols.T).reshape(W.shape)
     dx = None
     if need_dx:
         dcols = _buffer(workspace, "dcols", cols.shape, dtype, xp)
-        xp.matmul(W.reshape(F, -1).T.astype(dtype, copy=False), dy2, out=dcols)  # (C·k·k, N·Ho·Wo)
+        matmul(W.reshape(F, -1).T.astype(dtype, copy=False), dy2, out=dcols)  # (C·k·k, N·Ho·Wo)
         dx = op.col2im(dcols, x_shape, k, stride, padding)
     return dx, dW.astype(W.dtype, copy=False), db.astype(W.dtype, copy=False)
 

@@ -3,20 +3,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..matmul import matmul
 from .base import Layer
 from .init import he_normal
 
 
 def linear_forward(x, W, b):
     """Returns (y (N, out), cache)."""
-    return x @ W.T + b, (x, W)
+    return matmul(x, W.T) + b, (x, W)
 
 
 def linear_backward(dy, cache):
     """dy (N, out) → (dx (N, in), dW (out, in), db (out,))."""
     x, W = cache
-    dx = dy @ W
-    dW = (dy.T @ x).astype(W.dtype, copy=False)
+    dx = matmul(dy, W)
+    dW = matmul(dy.T, x).astype(W.dtype, copy=False)
     db = dy.sum(axis=0).astype(W.dtype, copy=False)
     return dx, dW, db
 
