@@ -34,3 +34,17 @@ def output_size(size: int, kernel: int, stride: int, padding: int = 0) -> int:
     """(size + 2·padding − kernel) // stride + 1: the output length of a window along one axis
     (a convolution's, a pooling's: padding 0)."""
     return (size + 2 * padding - kernel) // stride + 1
+
+
+def buffer(workspace, name: str, shape, dtype, xp=np):
+    """A reusable array from `workspace` (a dict, or None for a fresh one each call).
+
+    Reusing the big buffers of a layer (im2col's cols, Winograd's transformed tiles)
+    across steps avoids allocating, and page-faulting, tens of megabytes per layer per step.
+    """
+    if workspace is None:
+        return xp.empty(shape, dtype=dtype)
+    buf = workspace.get(name)
+    if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype or get_array_module(buf) is not xp:
+        buf = workspace[name] = xp.empty(shape, dtype=dtype)
+    return buf

@@ -82,3 +82,16 @@ def matmul(a, b, out=None):
     for part in parts[1:]:
         out += part.result()
     return out
+
+
+def matmul_batched(a, b, out):
+    """out[i] = a[i] @ b[i] for the stacked (B, M, K) and (B, K, N) arrays, on the CPU: the
+    B single-threaded products shared among the threads, each product whole."""
+    n = threads()
+    if n == 1:
+        return np.matmul(a, b, out=out)
+    pool = _executor()
+    jobs = [pool.submit(np.matmul, a[s:e], b[s:e], out=out[s:e]) for s, e in _bounds(len(a), n)]
+    for job in jobs:
+        job.result()
+    return out
