@@ -26,7 +26,8 @@ from minidet.data import VOCDataset, builtin_dataset  # noqa: E402
 from minidet.eval import evaluate  # noqa: E402
 from minidet.optim import SGD  # noqa: E402
 from minidet.proposals import selective_search  # noqa: E402
-from minidet.rcnn import MultiTaskLoss, crop_classifier, detect_image, train_step, training_batch  # noqa: E402
+from minidet.rcnn import MultiTaskLoss  # noqa: E402
+from minidet.rcnn.classifier import crop_classifier, detect_image, train_step, training_batch  # noqa: E402
 
 SIZE, CONTEXT = 32, 2
 

@@ -9,6 +9,7 @@ checkpoints for every family; what differs is a `Family`:
   (`forward(output, targets) -> float`, `backward() -> gradient`, or a tuple of gradients
   that `model.backward` takes as its arguments; `components`: the named terms, logged)
   and the loader's `target_fn(boxes (K, 4) corners in [0, 1], labels (K,))` for one image;
+  a loss that samples (Faster R-CNN's) draws from its `rng`, which checkpoints keep;
 - `resolve(config) -> dict`: checks the family's own settings (a MinidetError naming the
   option) and returns the settings it resolves (the recorded head), merged into the config;
 - `lr`: the default peak learning rate.
@@ -27,6 +28,8 @@ from typing import Callable
 from .boxes import encode_targets
 from .errors import MinidetError
 from .loss import YoloLoss
+from .rcnn.task import FASTER_LR, FasterRCNNLoss, FasterTargets, faster_arch
+from .rcnn.task import check_settings as check_faster_settings
 from .ssd.task import SSD_LR, SSDTargets, SSDTrainingLoss, check_settings, ssd_arch
 
 YOLO_LR = 1e-2  # the peak learning rate of the YOLO models (train.schedule_for says why it warms up from lr/100)
@@ -72,6 +75,15 @@ def _ssd_loss_and_targets(config, model):
     return SSDTrainingLoss(), SSDTargets(model.priors)
 
 
+def _faster_resolve(config) -> dict:
+    check_faster_settings(config)
+    return {"head": None}  # its two-stage head is part of its architecture
+
+
+def _faster_loss_and_targets(config, model):
+    return FasterRCNNLoss(model, seed=config.seed), FasterTargets()
+
+
 def _grid(config, C: int) -> dict:
     return dict(S=7, B=2, C=C, seed=config.seed)
 
@@ -83,6 +95,7 @@ FAMILIES = {f.name: f for f in (
     _yolo("fast", lambda config, C: {"name": "fast_yolo", "kwargs": _grid(config, C)}),
     _yolo("yolo", lambda config, C: {"name": "yolo_v1", "kwargs": _grid(config, C)}),
     Family("ssd", ssd_arch, _ssd_loss_and_targets, _ssd_resolve, lr=SSD_LR),
+    Family("faster", faster_arch, _faster_loss_and_targets, _faster_resolve, lr=FASTER_LR),
 )}
 
 
