@@ -28,8 +28,8 @@ from typing import Callable
 from .boxes import encode_targets
 from .errors import MinidetError
 from .loss import YoloLoss
-from .rcnn.task import FASTER_LR, FasterRCNNLoss, FasterTargets, faster_arch
-from .rcnn.task import check_settings as check_faster_settings
+from .rcnn.task import FASTER_LR, FastRCNNLoss, FasterRCNNLoss, FasterTargets, two_stage_arch
+from .rcnn.task import check_settings as check_two_stage_settings
 from .ssd.task import SSD_LR, SSDTargets, SSDTrainingLoss, check_settings, ssd_arch
 
 YOLO_LR = 1e-2  # the peak learning rate of the YOLO models (train.schedule_for says why it warms up from lr/100)
@@ -76,12 +76,23 @@ def _ssd_loss_and_targets(config, model):
 
 
 def _faster_resolve(config) -> dict:
-    check_faster_settings(config)
+    check_two_stage_settings(config)
     return {"head": None}  # its two-stage head is part of its architecture
+
+
+def _fast_rcnn_resolve(config) -> dict:
+    # Its selective-search proposals are computed once per image (models/fast_rcnn_ss.py): an
+    # augmented image would be a new one every epoch.
+    check_two_stage_settings(config)
+    return {"head": None, "augment": False}
 
 
 def _faster_loss_and_targets(config, model):
     return FasterRCNNLoss(model, seed=config.seed), FasterTargets()
+
+
+def _fast_rcnn_loss_and_targets(config, model):
+    return FastRCNNLoss(model, seed=config.seed), FasterTargets()
 
 
 def _grid(config, C: int) -> dict:
@@ -95,7 +106,9 @@ FAMILIES = {f.name: f for f in (
     _yolo("fast", lambda config, C: {"name": "fast_yolo", "kwargs": _grid(config, C)}),
     _yolo("yolo", lambda config, C: {"name": "yolo_v1", "kwargs": _grid(config, C)}),
     Family("ssd", ssd_arch, _ssd_loss_and_targets, _ssd_resolve, lr=SSD_LR),
-    Family("faster", faster_arch, _faster_loss_and_targets, _faster_resolve, lr=FASTER_LR),
+    Family("faster", two_stage_arch("faster_rcnn"), _faster_loss_and_targets, _faster_resolve, lr=FASTER_LR),
+    Family("fast-rcnn", two_stage_arch("fast_rcnn_ss"), _fast_rcnn_loss_and_targets, _fast_rcnn_resolve,
+           lr=FASTER_LR),
 )}
 
 

@@ -128,3 +128,61 @@ def test_overfits_four_images(tiny_voc):
     result = evaluate(detections, truths, num_classes=model.C)
     assert value < 0.2 * first, (first, value)
     assert result["mAP"] >= 0.9, (result, first, value)
+
+
+def test_fast_rcnn_on_selective_search_gradcheck_and_proposal_cache():
+    from minidet.models import SelectiveSearchFastRCNN
+    from minidet.models.faster_rcnn import rois_of
+
+    rng = np.random.default_rng(0)
+    trunk = Sequential(Conv2d(3, 3, 3, padding=1, rng=rng), LeakyReLU(0.1))
+    head = Sequential(Flatten(), Linear(3 * 2 * 2, 15, rng=rng))
+    model = SelectiveSearchFastRCNN(trunk, RoIPool2d(2, 1.0), head, 2, 8, {"name": "tiny", "kwargs": {}}).train()
+    model.trunk.layers[0].need_input_grad = True
+    rois = np.array([[0, 0, 0, 5, 4], [1, 2, 1, 7, 7], [1, -3, 4, 3, 12]], dtype=float)
+
+    class Head(Layer):
+        """The one-input contract: the model's forward (its proposals unused), then the head on `rois`."""
+
+        def __init__(self, model):
+            super().__init__()
+            self.model, self.layers = model, [model]
+
+        def forward(self, x):
+            self.model.forward(x)
+            return self.model.classify(rois)
+
+        def backward(self, dy):
+            return self.model.backward(dy)
+
+        def named_parameters(self, prefix=""):
+            return self.model.named_parameters(prefix)
+
+    x = np.random.default_rng(1).random((2, 3, 8, 8))
+    result = gradcheck(Head(model), x)
+    assert result.passed(1e-7), str(result)
+    assert set(result.errors) == {"dx", "trunk.0.W", "trunk.0.b", "head.1.W", "head.1.b"}
+    # Proposals: one array per image, computed once per distinct image.
+    first = model.forward(x)
+    assert len(first) == 2 and all(p.ndim == 2 and p.shape[1] == 4 for p in first)
+    assert model.forward(x)[0] is first[0] and len(model._proposal_cache) == 2
+    assert len(rois_of(first)) == sum(len(p) for p in first)
+    model.backward(None)   # no RoI sampled: every gradient is zero
+    assert all(not g[k].any() for _, _, g, k in model.named_parameters())
+
+
+def test_fast_rcnn_loss_is_its_second_stage():
+    from minidet.models import fast_rcnn_ss
+    from minidet.rcnn.task import FastRCNNLoss
+
+    model = fast_rcnn_ss(input_size=56, width=0.0625, C=3).train()
+    x = np.random.default_rng(0).random((2, 3, 56, 56), dtype=np.float32)
+    targets = np.stack([FasterTargets()([[0.1, 0.1, 0.5, 0.6]], [1]), FasterTargets()([[0.3, 0.2, 0.9, 0.7]], [2])])
+    loss = FastRCNNLoss(model, seed=0)
+    value = loss.forward(model.forward(x), targets)
+    assert set(loss.components) == {"cls", "box"} and value == pytest.approx(sum(loss.components.values()))
+    dhead = loss.backward()
+    assert dhead.shape[1] == 20 and dhead.dtype == np.float32
+    model.backward(dhead)
+    proposals, out = model.eval().forward(x)
+    assert out.shape == (sum(len(p) for p in proposals), 20) and len(model.decode((proposals, out))) == 2

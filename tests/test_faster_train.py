@@ -112,3 +112,33 @@ def test_yolo_only_settings_are_refused_for_faster(tmp_path, capsys, tiny_voc, o
     code, _, err = run(capsys, "train", "--data", tiny_voc, *TINY_FASTER, *option, "--out", tmp_path / "run")
     assert_one_line_error(code, err, word, "faster")
     assert not (tmp_path / "run").exists()
+
+
+def test_fast_rcnn_trains_resumes_exactly_and_evaluates(tmp_path, capsys, tiny_voc):
+    """`--model fast-rcnn`: trained without augmentation (recorded), resumed to the same weights."""
+    args = ["--data", tiny_voc, "--model", "fast-rcnn", "--input-size", "56", "--width", "0.0625", "--batch-size",
+            "8", "--epochs", "2", "--workers", "1", "--quiet"]
+    code, _, err = run(capsys, "train", *args, "--out", tmp_path / "full")
+    assert code == 0, err
+    config = TrainConfig(data=str(tiny_voc), model="fast-rcnn", input_size=56, width=0.0625, batch_size=8, epochs=2,
+                         workers=1, out=str(tmp_path / "cut"))
+
+    def log(line):
+        if line.startswith("epoch 1/"):
+            raise Stop(line)
+
+    with pytest.raises(Stop):
+        train(config, log=log, progress=False)
+    code, _, err = run(capsys, "train", "--resume", tmp_path / "cut" / "last.npz", "--quiet", "--workers", "1")
+    assert code == 0, err
+    a, meta_a = load_checkpoint(tmp_path / "full" / "last.npz")
+    b, meta_b = load_checkpoint(tmp_path / "cut" / "last.npz")
+    assert a.arch["name"] == "fast_rcnn_ss" and meta_a["config"]["augment"] is False
+    for (name, p, _, k), (_, q, _, _) in zip(a.named_parameters(), b.named_parameters()):
+        assert np.array_equal(p[k], q[k]), name
+    assert [h["loss"] for h in meta_a["history"]] == [h["loss"] for h in meta_b["history"]]
+    code, out, err = run(capsys, "eval", "--weights", tmp_path / "full" / "best.npz", "--data", tiny_voc)
+    assert code == 0 and "mAP@0.5" in out, err
+    code, _, err = run(capsys, "train", "--resume", tmp_path / "full" / "last.npz", "--model", "faster", "--quiet",
+                       "--out", tmp_path / "other")
+    assert_one_line_error(code, err, "last.npz", "model")

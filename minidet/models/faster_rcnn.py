@@ -58,10 +58,13 @@ class FasterRCNN(Container):
         self.trunk.layers[0].need_input_grad = False   # images need no gradient
         self._features = None
 
-    def forward(self, images):
+    def _check_images(self, images):
         if getattr(images, "ndim", None) != 4 or tuple(images.shape[1:]) != (3, self.input_size, self.input_size):
             raise ValueError(f"{self.arch['name']}: expected images of shape (N, 3, {self.input_size}, "
                              f"{self.input_size}), got {getattr(images, 'shape', type(images).__name__)}")
+
+    def forward(self, images):
+        self._check_images(images)
         self._features = self.trunk.forward(images)
         out = self.rpn.forward(self._features)
         self._cache = True
@@ -134,33 +137,48 @@ def rois_of(proposals) -> np.ndarray:
     return np.concatenate(rows) if rows else np.zeros((0, 5))
 
 
-def faster_rcnn(input_size: int = 112, width: float = 0.25, C: int = 20, seed: int = 0) -> FasterRCNN:
-    """Faster R-CNN on the reduced Fast YOLO's convolutions (see the module docstring).
-    input_size must be a multiple of 8 (at least 16); width scales the filters as in
-    `reduced_fast_yolo`."""
+def check_settings(name: str, input_size, width, C):
+    """A ValueError naming `name` and the argument unless the two-stage models can take them."""
     if int(input_size) != input_size or input_size < 16 or input_size % 8:
-        raise ValueError(f"faster_rcnn: input_size must be a multiple of 8, at least 16, got {input_size}")
+        raise ValueError(f"{name}: input_size must be a multiple of 8, at least 16, got {input_size}")
     if not 0 < width <= 4:
-        raise ValueError(f"faster_rcnn: width must be in (0, 4], got {width}")
+        raise ValueError(f"{name}: width must be in (0, 4], got {width}")
     if int(C) != C or C < 1:
-        raise ValueError(f"faster_rcnn: C must be a positive number of classes, got {C}")
-    rng = np.random.default_rng(seed)
+        raise ValueError(f"{name}: C must be a positive number of classes, got {C}")
+
+
+def trunk_of(width: float, rng):
+    """The trunk (a Sequential, stride 2^POOLS) and its output channels."""
     layers, c = [], 3
     for i, f in enumerate(FAST_YOLO_FILTERS[:TRUNK_CONVS]):
         c = _conv_block(layers, c, _scaled(f, width), 3, rng=rng)
         if i < POOLS:
             layers.append(MaxPool2d(2, 2))
+    return Sequential(*layers), c
+
+
+def head_of(channels: int, C: int, rng) -> Sequential:
+    """The second stage's head on (R, channels, POOLED, POOLED) pooled RoIs -> (R, 5·(C + 1))."""
+    last = Linear(HIDDEN, 5 * (C + 1), rng=rng)
+    last.params["W"] *= 0.1   # near-uniform class probabilities and small deltas at the start
+    return Sequential(Flatten(), Linear(channels * POOLED * POOLED, HIDDEN, rng=rng), LeakyReLU(0.1), last)
+
+
+def faster_rcnn(input_size: int = 112, width: float = 0.25, C: int = 20, seed: int = 0) -> FasterRCNN:
+    """Faster R-CNN on the reduced Fast YOLO's convolutions (see the module docstring).
+    input_size must be a multiple of 8 (at least 16); width scales the filters as in
+    `reduced_fast_yolo`."""
+    check_settings("faster_rcnn", input_size, width, C)
+    rng = np.random.default_rng(seed)
+    trunk, c = trunk_of(width, rng)
     stride = 2 ** POOLS
     A = len(ANCHOR_SCALES) * len(ANCHOR_RATIOS)
     rpn = rpn_head(c, A, mid_channels=c // 2, rng=rng)
-    last = Linear(HIDDEN, 5 * (C + 1), rng=rng)
-    last.params["W"] *= 0.1   # near-uniform class probabilities and small deltas at the start
-    head = Sequential(Flatten(), Linear(c * POOLED * POOLED, HIDDEN, rng=rng), LeakyReLU(0.1), last)
+    head = head_of(c, C, rng)
     side = input_size // stride
     anchors = anchor_grid(side, side, stride, [s * input_size for s in ANCHOR_SCALES], ANCHOR_RATIOS)
     arch = {"name": "faster_rcnn", "kwargs": dict(input_size=input_size, width=width, C=C, seed=seed)}
-    return FasterRCNN(Sequential(*layers), rpn, RoIPool2d(POOLED, 1 / stride), head, anchors, A, C, input_size,
-                      arch)
+    return FasterRCNN(trunk, rpn, RoIPool2d(POOLED, 1 / stride), head, anchors, A, C, input_size, arch)
 
 
 ARCHITECTURES["faster_rcnn"] = faster_rcnn

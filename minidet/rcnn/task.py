@@ -14,7 +14,9 @@ its loss, its settings.
   stage classifies them and the multi-task loss follows. The value is the sum of the two
   losses; `components`: rpn_cls, rpn_box, cls, box. The sampling draws from `rng`, whose
   state the checkpoints keep (an exact resume);
-- `check_settings(config)` / `faster_arch(config, C)`: the settings refused, the architecture.
+- `FastRCNNLoss(model, seed)`: Fast R-CNN's (`models.SelectiveSearchFastRCNN`), the second
+  stage alone on its selective-search proposals;
+- `check_settings(config)` / `two_stage_arch(name)`: the settings refused, the architecture.
 Boxes in the loss are input pixels (the model's `input_size`); the losses run in float64 on
 the CPU, their gradients go back in the output's dtype and device.
 """
@@ -80,49 +82,78 @@ class FasterRCNNLoss:
         anchor_t = [rpn_targets(model.anchors, boxes, S, S, self.rng, num=self.rpn_batch) for boxes, _ in objects]
         rpn_value = self.rpn_loss.forward(rows.astype(np.float64), d.astype(np.float64),
                                           np.stack([t.labels for t in anchor_t]), np.stack([t.targets for t in anchor_t]))
-        proposals = model.propose(rpn_out, *TRAIN_PROPOSALS)
-        samples = [sample_rois(p, boxes, labels, self.rois_per_image, self.rng, self.fg_fraction, bg_iou=(0.0, 0.5))
-                   for p, (boxes, labels) in zip(proposals, objects)]
-        rois = np.concatenate([np.concatenate([np.full((len(s.boxes), 1), n, np.float64), s.boxes], axis=1)
-                               for n, s in enumerate(samples)])
-        head_value, head_dtype = 0.0, None
-        self.head_loss.parts = {"cls": 0.0, "box": 0.0}
-        if len(rois):
-            out = model.classify(rois)
-            head_dtype = out.dtype
-            cls_logits, box = split_outputs(np.asarray(to_numpy(out), dtype=np.float64), model.C)
-            head_value = self.head_loss.forward(cls_logits, box, np.concatenate([s.labels for s in samples]),
-                                                np.concatenate([s.targets for s in samples]))
-        self._cache = (rpn_out.shape, rpn_out.dtype, get_array_module(rpn_out), head_dtype)
+        head_value = self._second_stage(model.propose(rpn_out, *TRAIN_PROPOSALS), objects)
+        self._cache = (rpn_out.shape, rpn_out.dtype, get_array_module(rpn_out))
         self.components = {"rpn_cls": self.rpn_loss.parts["objectness"], "rpn_box": self.rpn_loss.parts["box"],
                            **self.head_loss.parts}
         return float(rpn_value + head_value)
 
+    def _second_stage(self, proposals, objects) -> float:
+        """The multi-task loss of the RoIs sampled among `proposals` (one (P_n, 4) array per
+        image) and the ground truth `objects`; 0 when none was sampled."""
+        samples = [sample_rois(p, boxes, labels, self.rois_per_image, self.rng, self.fg_fraction, bg_iou=(0.0, 0.5))
+                   for p, (boxes, labels) in zip(proposals, objects)]
+        rois = np.concatenate([np.concatenate([np.full((len(s.boxes), 1), n, np.float64), s.boxes], axis=1)
+                               for n, s in enumerate(samples)])
+        self.head_loss.parts, self._head = {"cls": 0.0, "box": 0.0}, None
+        if not len(rois):
+            return 0.0
+        out = self.model.classify(rois)
+        self._head = (out.dtype, get_array_module(out))
+        cls_logits, box = split_outputs(np.asarray(to_numpy(out), dtype=np.float64), self.model.C)
+        return self.head_loss.forward(cls_logits, box, np.concatenate([s.labels for s in samples]),
+                                      np.concatenate([s.targets for s in samples]))
+
+    def _dhead(self):
+        """The head's gradient (R, 5·(C + 1)) in its output's dtype and device, or None."""
+        if self._head is None:
+            return None
+        dtype, xp = self._head
+        dcls, dbox = self.head_loss.backward()
+        return xp.asarray(np.concatenate([dcls, dbox], axis=1).astype(dtype))
+
     def backward(self):
         """(drpn (N, 5A, h, w), dhead (R, 5·(C + 1)) or None when no RoI was sampled)."""
         if self._cache is None:
-            raise RuntimeError("FasterRCNNLoss: backward() called before forward()")
-        shape, dtype, xp, head_dtype = self._cache
+            raise RuntimeError(f"{type(self).__name__}: backward() called before forward()")
+        shape, dtype, xp = self._cache
         drows, dd = self.rpn_loss.backward()
         dlogits, ddeltas = rpn_maps(drows, dd, self.model.num_anchors, *shape[2:])
-        drpn = xp.asarray(np.concatenate([dlogits, ddeltas], axis=1).astype(dtype))
-        if head_dtype is None:
-            return drpn, None
-        dcls, dbox = self.head_loss.backward()
-        return drpn, xp.asarray(np.concatenate([dcls, dbox], axis=1).astype(head_dtype))
+        return xp.asarray(np.concatenate([dlogits, ddeltas], axis=1).astype(dtype)), self._dhead()
+
+
+class FastRCNNLoss(FasterRCNNLoss):
+    """The training loss of a `models.SelectiveSearchFastRCNN`: the second stage's alone, on
+    RoIs sampled among its selective-search proposals. `forward(proposals, targets)`,
+    `backward() -> dhead` (or None); `components`: cls, box."""
+
+    def forward(self, proposals, targets) -> float:
+        objects = objects_of(targets, self.model.input_size)
+        if len(objects) != len(proposals):
+            raise ValueError(f"FastRCNNLoss: {len(objects)} targets for {len(proposals)} images")
+        value = self._second_stage(proposals, objects)
+        self._cache, self.components = True, dict(self.head_loss.parts)
+        return float(value)
+
+    def backward(self):
+        if self._cache is None:
+            raise RuntimeError("FastRCNNLoss: backward() called before forward()")
+        return self._dhead()
 
 
 def check_settings(config) -> None:
-    """Refuse the settings that only the YOLO models have, naming the option."""
+    """Refuse the settings that only the YOLO models have, naming the option and the model."""
     if config.head is not None:
-        raise MinidetError(f"--head {config.head} applies to --model reduced; --model faster has its own "
-                           f"two-stage head (an RPN, then RoI pooling and a classifier)")
+        raise MinidetError(f"--head {config.head} applies to --model reduced; --model {config.model} has its own "
+                           f"two-stage head (RoI pooling and a classifier)")
     if config.pretrain_epochs:
-        raise MinidetError("--pretrain-epochs applies to the YOLO models (it pretrains their trunk on "
-                           "cell classification); --model faster trains from scratch")
+        raise MinidetError(f"--pretrain-epochs applies to the YOLO models (it pretrains their trunk on "
+                           f"cell classification); --model {config.model} trains from scratch")
 
 
-def faster_arch(config, num_classes: int) -> dict:
-    """The architecture of `minidet train --model faster` (`models.faster_rcnn`'s arguments)."""
-    return {"name": "faster_rcnn", "kwargs": dict(input_size=config.input_size, width=config.width,
-                                                  C=num_classes, seed=config.seed)}
+def two_stage_arch(name: str):
+    """The architecture function of a two-stage family: `models.<name>`'s arguments."""
+    def arch(config, num_classes: int) -> dict:
+        return {"name": name, "kwargs": dict(input_size=config.input_size, width=config.width, C=num_classes,
+                                             seed=config.seed)}
+    return arch
