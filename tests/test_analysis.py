@@ -83,7 +83,8 @@ def test_analyze_command_prints_the_five_categories_and_draws_the_chart(tmp_path
     code, out, err = run(capsys, "analyze", "--weights", tiny_run[0] / "best.npz", "--data", tiny_voc,
                          "--out", chart)
     assert code == 0, err
-    percents = [float(line.split()[1]) for line in out.splitlines() if line.split()[:1] and line.split()[0] in CATEGORIES]
+    rows = [line.split() for line in out.splitlines()]
+    percents = [float(row[1]) for row in rows if row[:1] and row[0] in CATEGORIES]
     assert len(percents) == 5 and (sum(percents) == pytest.approx(100, abs=0.3) or sum(percents) == 0)
     assert chart.read_bytes()[:4] == b"\x89PNG"
     code, _, err = run(capsys, "analyze", "--weights", tiny_run[0] / "best.npz", "--data", tiny_voc, "--out", chart)

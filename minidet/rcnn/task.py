@@ -80,8 +80,8 @@ class FasterRCNNLoss:
         logits, deltas = split_rpn_output(to_numpy(rpn_out), model.num_anchors)
         rows, d = rpn_rows(logits, deltas)
         anchor_t = [rpn_targets(model.anchors, boxes, S, S, self.rng, num=self.rpn_batch) for boxes, _ in objects]
-        rpn_value = self.rpn_loss.forward(rows.astype(np.float64), d.astype(np.float64),
-                                          np.stack([t.labels for t in anchor_t]), np.stack([t.targets for t in anchor_t]))
+        labels, deltas_t = np.stack([t.labels for t in anchor_t]), np.stack([t.targets for t in anchor_t])
+        rpn_value = self.rpn_loss.forward(rows.astype(np.float64), d.astype(np.float64), labels, deltas_t)
         head_value = self._second_stage(model.propose(rpn_out, *TRAIN_PROPOSALS), objects)
         self._cache = (rpn_out.shape, rpn_out.dtype, get_array_module(rpn_out))
         self.components = {"rpn_cls": self.rpn_loss.parts["objectness"], "rpn_box": self.rpn_loss.parts["box"],
