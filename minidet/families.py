@@ -81,8 +81,8 @@ def _faster_resolve(config) -> dict:
 
 
 def _fast_rcnn_resolve(config) -> dict:
-    # Its selective-search proposals are computed once per image (models/fast_rcnn_ss.py): an
-    # augmented image would be a new one every epoch.
+    # Fast R-CNN's and R-CNN's selective-search proposals are computed once per image
+    # (models/fast_rcnn_ss.py): an augmented image would be a new one every epoch.
     check_two_stage_settings(config)
     return {"head": None, "augment": False}
 
@@ -109,6 +109,7 @@ FAMILIES = {f.name: f for f in (
     Family("faster", two_stage_arch("faster_rcnn"), _faster_loss_and_targets, _faster_resolve, lr=FASTER_LR),
     Family("fast-rcnn", two_stage_arch("fast_rcnn_ss"), _fast_rcnn_loss_and_targets, _fast_rcnn_resolve,
            lr=FASTER_LR),
+    Family("rcnn", two_stage_arch("crop_rcnn"), _fast_rcnn_loss_and_targets, _fast_rcnn_resolve, lr=FASTER_LR),
 )}
 
 

@@ -165,7 +165,7 @@ def test_fast_rcnn_on_selective_search_gradcheck_and_proposal_cache():
     # Proposals: one array per image, computed once per distinct image.
     first = model.forward(x)
     assert len(first) == 2 and all(p.ndim == 2 and p.shape[1] == 4 for p in first)
-    assert model.forward(x)[0] is first[0] and len(model._proposal_cache) == 2
+    assert model.forward(x)[0] is first[0] and len(model.proposals) == 2
     assert len(rois_of(first)) == sum(len(p) for p in first)
     model.backward(None)   # no RoI sampled: every gradient is zero
     assert all(not g[k].any() for _, _, g, k in model.named_parameters())
@@ -186,3 +186,51 @@ def test_fast_rcnn_loss_is_its_second_stage():
     model.backward(dhead)
     proposals, out = model.eval().forward(x)
     assert out.shape == (sum(len(p) for p in proposals), 20) and len(model.decode((proposals, out))) == 2
+
+
+def test_rcnn_classifies_warped_crops_and_gradchecks():
+    from minidet.models import crop_rcnn
+    from minidet.models.crop_rcnn import CONTEXT, CROP
+    from minidet.models.fast_rcnn_ss import ProposalMemo
+    from minidet.rcnn import warp_crops
+    from minidet.rcnn.task import FastRCNNLoss
+
+    model = crop_rcnn(input_size=64, width=2 / 64, C=2, seed=1).train()
+    x = np.random.default_rng(1).random((2, 3, 64, 64))
+    proposals = model.forward(x)
+    assert len(proposals) == 2
+    # About 32 pixels each, so that a 32×32 crop resamples its pixels about one to one: an
+    # upsampled crop is smooth, and its near-ties in the max-pools blur the finite differences.
+    rois = np.array([[0, 1, 2, 33, 30], [1, 20, 10, 52, 44], [0, 30, 30, 62, 63]], dtype=float)
+    out = model.classify(rois)
+    pixels = ProposalMemo.pixels(x)
+    crops = np.concatenate([warp_crops(pixels[int(r[0])], r[None, 1:], CROP, CONTEXT) for r in rois])
+    assert np.array_equal(out, model.classifier.forward(crops.astype(x.dtype)))   # each RoI cut from its own image
+
+    class Crops(Layer):
+        """The one-input contract: the images in, the classifier's outputs on `rois` out."""
+
+        def __init__(self, model):
+            super().__init__()
+            self.model, self.layers = model, [model]
+
+        def forward(self, images):
+            self.model.forward(images)
+            return self.model.classify(rois)
+
+        def backward(self, dy):
+            return self.model.backward(dy)
+
+        def named_parameters(self, prefix=""):
+            return self.model.named_parameters(prefix)
+
+    result = gradcheck(Crops(model), x, check_input=False)   # the crops are resampled pixels: no image gradient
+    assert result.passed(1e-7), str(result)
+    assert set(result.errors) == {f"classifier.{i}.{k}" for i in (0, 3, 6, 10) for k in "Wb"}
+    targets = np.stack([FasterTargets()([[0.1, 0.1, 0.5, 0.6]], [1]), FasterTargets()([[0.3, 0.2, 0.9, 0.7]], [0])])
+    loss = FastRCNNLoss(model, seed=0)
+    model.forward(x.astype(np.float32))
+    assert loss.forward(proposals, targets) > 0
+    model.backward(loss.backward())
+    detections = model.eval().decode(model.forward(x.astype(np.float32)), score_threshold=0.0)
+    assert len(detections) == 2 and all(np.all((d[0] >= 0) & (d[0] <= 1)) for d in detections)

@@ -114,13 +114,15 @@ def test_yolo_only_settings_are_refused_for_faster(tmp_path, capsys, tiny_voc, o
     assert not (tmp_path / "run").exists()
 
 
-def test_fast_rcnn_trains_resumes_exactly_and_evaluates(tmp_path, capsys, tiny_voc):
-    """`--model fast-rcnn`: trained without augmentation (recorded), resumed to the same weights."""
-    args = ["--data", tiny_voc, "--model", "fast-rcnn", "--input-size", "56", "--width", "0.0625", "--batch-size",
+@pytest.mark.parametrize("family, arch", [("fast-rcnn", "fast_rcnn_ss"), ("rcnn", "crop_rcnn")])
+def test_selective_search_families_train_resume_exactly_and_evaluate(tmp_path, capsys, tiny_voc, family, arch):
+    """`--model fast-rcnn` and `--model rcnn`: trained without augmentation (recorded), resumed to
+    the same weights, evaluated; a resume as another family is refused in one line."""
+    args = ["--data", tiny_voc, "--model", family, "--input-size", "56", "--width", "0.0625", "--batch-size",
             "8", "--epochs", "2", "--workers", "1", "--quiet"]
     code, _, err = run(capsys, "train", *args, "--out", tmp_path / "full")
     assert code == 0, err
-    config = TrainConfig(data=str(tiny_voc), model="fast-rcnn", input_size=56, width=0.0625, batch_size=8, epochs=2,
+    config = TrainConfig(data=str(tiny_voc), model=family, input_size=56, width=0.0625, batch_size=8, epochs=2,
                          workers=1, out=str(tmp_path / "cut"))
 
     def log(line):
@@ -133,7 +135,7 @@ def test_fast_rcnn_trains_resumes_exactly_and_evaluates(tmp_path, capsys, tiny_v
     assert code == 0, err
     a, meta_a = load_checkpoint(tmp_path / "full" / "last.npz")
     b, meta_b = load_checkpoint(tmp_path / "cut" / "last.npz")
-    assert a.arch["name"] == "fast_rcnn_ss" and meta_a["config"]["augment"] is False
+    assert a.arch["name"] == arch and meta_a["config"]["augment"] is False
     for (name, p, _, k), (_, q, _, _) in zip(a.named_parameters(), b.named_parameters()):
         assert np.array_equal(p[k], q[k]), name
     assert [h["loss"] for h in meta_a["history"]] == [h["loss"] for h in meta_b["history"]]

@@ -22,6 +22,7 @@ import hashlib
 
 import numpy as np
 
+from ..backend import to_numpy
 from ..layers import RoIPool2d
 from ..proposals import selective_search
 from .faster_rcnn import POOLS, POOLED, FasterRCNN, check_settings, head_of, rois_of, trunk_of
@@ -30,34 +31,49 @@ from .yolo import ARCHITECTURES
 MAX_PROPOSALS = 200
 
 
+class ProposalMemo:
+    """`memo(images)`: one (P_n, 4) float64 array of selective-search proposals (pixel corners,
+    at most MAX_PROPOSALS, best first) per image (N, 3, S, S) in [0, 1], each image's computed
+    once and kept, keyed by the SHA-1 of its bytes as uint8 (HWC): `pixels(images)`."""
+
+    def __init__(self):
+        self.found = {}
+
+    @staticmethod
+    def pixels(images) -> np.ndarray:
+        """(N, 3, S, S) floats in [0, 1] -> (N, S, S, 3) uint8, what selective search reads."""
+        return (np.clip(to_numpy(images).astype(np.float32), 0, 1) * 255 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)
+
+    def __call__(self, images) -> list:
+        out = []
+        for image in self.pixels(images):
+            key = hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest()
+            if key not in self.found:
+                self.found[key] = selective_search(image, max_proposals=MAX_PROPOSALS)
+            out.append(self.found[key])
+        return out
+
+    def __len__(self):
+        return len(self.found)
+
+
 class SelectiveSearchFastRCNN(FasterRCNN):
     """Fast R-CNN on selective-search proposals (see the module docstring). `rpn` is None."""
 
     def __init__(self, trunk, pool, head, C: int, input_size: int, arch: dict):
         super().__init__(trunk, None, pool, head, np.zeros((0, 4)), 0, C, input_size, arch)
         self.layers = [trunk, pool, head]
-        self._proposal_cache = {}
+        self.proposals = ProposalMemo()
 
     def forward(self, images):
         self._check_images(images)
         self._features = self.trunk.forward(images)
         self._cache = True
-        proposals = self.selective_search(images)
+        proposals = self.proposals(images)
         if self.training:
             return proposals
         rois = rois_of(proposals)
         return proposals, (self.classify(rois) if len(rois) else None)
-
-    def selective_search(self, images) -> list:
-        """One (P_n, 4) float64 array of pixel-corner proposals per image (N, 3, S, S) in [0, 1]."""
-        pixels = (np.clip(np.asarray(images, dtype=np.float32), 0, 1) * 255 + 0.5).astype(np.uint8)
-        found = []
-        for image in pixels:
-            key = hashlib.sha1(image.tobytes()).hexdigest()
-            if key not in self._proposal_cache:
-                self._proposal_cache[key] = selective_search(image.transpose(1, 2, 0), max_proposals=MAX_PROPOSALS)
-            found.append(self._proposal_cache[key])
-        return found
 
     def backward(self, dhead=None):
         """Gradients of every parameter from dhead (R, 5·(C + 1)); None (no RoI was sampled)

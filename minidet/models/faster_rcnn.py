@@ -102,16 +102,7 @@ class FasterRCNN(Container):
     def decode(self, output, score_threshold=0.05, iou_threshold=None):
         """Detections of the eval `forward`'s output: one (boxes (K, 4) normalized corners,
         scores (K,), labels (K,)) per image (`rcnn.class_detections`)."""
-        proposals, out = output
-        iou = CLASS_NMS_IOU if iou_threshold is None else iou_threshold
-        out = None if out is None else to_numpy(out)
-        S, result, start = self.input_size, [], 0
-        for p in proposals:
-            d = class_detections(p, out[start:start + len(p)] if len(p) else None, self.C, S, S,
-                                 score_threshold, iou)
-            start += len(p)
-            result.append((d.boxes / S, d.scores, d.labels))
-        return result
+        return decode_two_stage(output, self.C, self.input_size, score_threshold, iou_threshold)
 
     def named_parameters(self, prefix: str = ""):
         for name in ("trunk", "rpn", "head"):
@@ -128,6 +119,20 @@ class FasterRCNN(Container):
 
     def extra_repr(self):
         return ", ".join(f"{k}={v}" for k, v in self.arch["kwargs"].items())
+
+
+def decode_two_stage(output, C: int, input_size: int, score_threshold=0.05, iou_threshold=None) -> list:
+    """(proposals: one (P_n, 4) input-pixel array per image, second-stage output (ΣP_n, 5·(C + 1))
+    or None) -> one (boxes (K, 4) normalized corners, scores (K,), labels (K,)) per image."""
+    proposals, out = output
+    iou = CLASS_NMS_IOU if iou_threshold is None else iou_threshold
+    out = None if out is None else to_numpy(out)
+    S, result, start = input_size, [], 0
+    for p in proposals:
+        d = class_detections(p, out[start:start + len(p)] if len(p) else None, C, S, S, score_threshold, iou)
+        start += len(p)
+        result.append((d.boxes / S, d.scores, d.labels))
+    return result
 
 
 def rois_of(proposals) -> np.ndarray:

@@ -10,9 +10,8 @@ proposals and the ground truth, `warp_crops` cuts them, and one SGD step on the 
 loss follows. Detection (`detect_image`): every proposal is classified, then
 `class_detections`.
 
-This module and `crops.py` are imported by their paths (`minidet.rcnn.classifier`), not by
-the package: they build on `minidet.models` and `minidet.sliding`, and `minidet.models`
-builds its Faster R-CNN on this package, so the package must not import them.
+This module is imported by its path (`minidet.rcnn.classifier`), not by the package: it
+builds on `minidet.models`, which builds its two-stage detectors on this package.
 """
 from __future__ import annotations
 
