@@ -1,6 +1,6 @@
-"""R-CNN at small scale, as a study until `minidet train --model rcnn` exists: selective-search
-proposals, a small CNN on warped crops, the multi-task loss; mAP@0.5 on the test split and
-seconds per image.
+"""R-CNN at small scale as a study outside the trainer (`minidet train --model rcnn` is the
+trainer's form): selective-search proposals, a small CNN on warped crops, the multi-task
+loss; mAP@0.5 on the test split and seconds per image.
 
     python benchmarks/rcnn_study.py [--train-images 600] [--steps 1500] [--test-images 200]
 
