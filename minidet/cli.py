@@ -45,7 +45,8 @@ def _add_train(sub):
     p.add_argument("--val-split", help="split to validate on (default val, else 10 %% of the training split)")
     p.add_argument("--test-split", help="split to test on, in every dataset that has it (default test)")
     p.add_argument("--model", choices=list(FAMILIES),
-                   help=f"architecture (default {d.model}; ssd: SSD-lite on the reduced model's convolutions)")
+                   help=f"architecture (default {d.model}; ssd: SSD-lite; faster, fast-rcnn, rcnn: the two-stage "
+                        f"detectors, see the README's section Two stages)")
     p.add_argument("--device", choices=DEVICE_CHOICES, help=f"(default {d.device})")
     p.add_argument("--epochs", type=_positive_int,
                    help="(default: enough epochs for the built-in dataset's number of optimizer steps, "
