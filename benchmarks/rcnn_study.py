@@ -1,6 +1,6 @@
-"""R-CNN at small scale, as a study until `minidet train --model rcnn` exists: selective-search
-proposals, a small CNN on warped crops, the multi-task loss; mAP@0.5 on the test split and
-seconds per image.
+"""R-CNN at small scale as a study outside the trainer (`minidet train --model rcnn` is the
+trainer's form): selective-search proposals, a small CNN on warped crops, the multi-task
+loss; mAP@0.5 on the test split and seconds per image.
 
     python benchmarks/rcnn_study.py [--train-images 600] [--steps 1500] [--test-images 200]
 
@@ -26,7 +26,8 @@ from minidet.data import VOCDataset, builtin_dataset  # noqa: E402
 from minidet.eval import evaluate  # noqa: E402
 from minidet.optim import SGD  # noqa: E402
 from minidet.proposals import selective_search  # noqa: E402
-from minidet.rcnn import MultiTaskLoss, crop_classifier, detect_image, train_step, training_batch  # noqa: E402
+from minidet.rcnn import MultiTaskLoss  # noqa: E402
+from minidet.rcnn.classifier import crop_classifier, detect_image, train_step, training_batch  # noqa: E402
 
 SIZE, CONTEXT = 32, 2
 

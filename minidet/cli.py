@@ -1,4 +1,4 @@
-"""The `minidet` command (also `python -m minidet`): train, eval, detect, data synth, gradcheck.
+"""The `minidet` command (also `python -m minidet`): train, eval, analyze, detect, data synth, gradcheck.
 
 Bad input (a missing file, a damaged checkpoint, a wrong setting) ends with one line
 `minidet: error: ...` on stderr and exit status 2, without a traceback.
@@ -45,7 +45,8 @@ def _add_train(sub):
     p.add_argument("--val-split", help="split to validate on (default val, else 10 %% of the training split)")
     p.add_argument("--test-split", help="split to test on, in every dataset that has it (default test)")
     p.add_argument("--model", choices=list(FAMILIES),
-                   help=f"architecture (default {d.model}; ssd: SSD-lite on the reduced model's convolutions)")
+                   help=f"architecture (default {d.model}; ssd: SSD-lite; faster, fast-rcnn, rcnn: the two-stage "
+                        f"detectors, see the README's section Two stages)")
     p.add_argument("--device", choices=DEVICE_CHOICES, help=f"(default {d.device})")
     p.add_argument("--epochs", type=_positive_int,
                    help="(default: enough epochs for the built-in dataset's number of optimizer steps, "
@@ -93,27 +94,13 @@ def cmd_train(args):
 
 
 def cmd_eval(args):
-    from .data import BatchLoader, open_dataset
-    from .inference import evaluate_loader
-    from .models import load_checkpoint
-    from .validate import require_evaluable
+    from .inference import evaluate_checkpoint
 
     if args.json:
         refuse_existing(args.json, args.force, " (--json)")
-    model, meta = load_checkpoint(args.weights)
-    classes = meta.get("classes")
-    dataset = open_dataset(args.data, args.split, cache_images=False)  # VOC, COCO or YOLO layout
-    require_evaluable(dataset)
-    if classes is not None and list(dataset.classes) != list(classes):
-        raise MinidetError(f"{args.data}: its classes ({', '.join(dataset.classes[:4])}, ...) are not the "
-                           f"classes {args.weights} was trained on ({', '.join(classes[:4])}, ...)")
+    result, _, _, dataset = evaluate_checkpoint(args.weights, args.data, args.split, args.batch_size, args.device,
+                                                use_07_metric=args.voc07)
     classes = list(dataset.classes)
-    from .backend import resolve_device
-
-    device = resolve_device(args.device)
-    model.to(device)
-    with BatchLoader(dataset, args.batch_size, model.input_size) as loader:
-        result, _, _ = evaluate_loader(model, loader, device, use_07_metric=args.voc07)
     named = {classes[c]: ap for c, ap in sorted(result["AP"].items())}
     metric = "VOC2007 11-point" if args.voc07 else "VOC all-point"
     print(f"metric: {metric} AP at IoU 0.5 ("
@@ -124,6 +111,22 @@ def cmd_eval(args):
     print(f"mAP@0.5 ({metric}) on {args.data} [{args.split}, {len(dataset)} images]: {result['mAP']:.4f}")
     if args.json:
         write_text_atomic(args.json, json.dumps({"mAP": result["mAP"], "AP": named}, indent=1))
+
+
+def cmd_analyze(args):
+    from .analysis import analyze, class_groups, describe, draw_chart
+    from .inference import evaluate_checkpoint
+
+    if args.out:
+        refuse_existing(args.out, args.force, " (--out)")
+    _, detections, truths, dataset = evaluate_checkpoint(args.weights, args.data, args.split, args.batch_size,
+                                                         args.device)
+    result = analyze(detections, truths, class_groups(dataset.classes, args.data))
+    print(describe(result, f"error analysis of {args.weights} on {args.data} [{args.split}, {len(dataset)} images]"))
+    if args.out:
+        with atomic_write(args.out) as tmp:
+            draw_chart(result, tmp, f"{Path(args.weights).name} on {args.split}")
+        print(f"chart: {args.out}")
 
 
 def cmd_detect(args):
@@ -239,6 +242,14 @@ def build_parser():
     p.add_argument("--voc07", action="store_true", help="VOC2007 11-point AP instead of all-point")
     p.add_argument("--batch-size", type=_positive_int, default=TrainConfig.batch_size)
     p.add_argument("--device", choices=DEVICE_CHOICES, default=TrainConfig.device)
+    p = sub.add_parser("analyze", help="error analysis: Correct, Localization, Similar, Other, Background")
+    p.add_argument("--weights", required=True, help="a checkpoint (.npz) of any detector")
+    p.add_argument("--data", required=True, help="dataset root in VOC, COCO or YOLO layout")
+    p.add_argument("--split", default="test")
+    p.add_argument("--out", help="also draw the chart to this PNG file")
+    p.add_argument("--force", action="store_true", help="replace an existing --out file")
+    p.add_argument("--batch-size", type=_positive_int, default=TrainConfig.batch_size)
+    p.add_argument("--device", choices=DEVICE_CHOICES, default=TrainConfig.device)
     p = sub.add_parser("detect", help="draw a checkpoint's detections on images")
     p.add_argument("--weights", required=True)
     p.add_argument("images", nargs="+", metavar="IMAGE")
@@ -285,8 +296,8 @@ def build_parser():
     return parser
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "detect": cmd_detect, "gradcheck": cmd_gradcheck,
-            "import-darknet": cmd_import_darknet}
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "analyze": cmd_analyze, "detect": cmd_detect,
+            "gradcheck": cmd_gradcheck, "import-darknet": cmd_import_darknet}
 
 
 DATA_COMMANDS = {"synth": cmd_synth, "convert": cmd_data_convert, "stats": cmd_data_stats, "show": cmd_data_show}

@@ -9,6 +9,7 @@ checkpoints for every family; what differs is a `Family`:
   (`forward(output, targets) -> float`, `backward() -> gradient`, or a tuple of gradients
   that `model.backward` takes as its arguments; `components`: the named terms, logged)
   and the loader's `target_fn(boxes (K, 4) corners in [0, 1], labels (K,))` for one image;
+  a loss that samples (Faster R-CNN's) draws from its `rng`, which checkpoints keep;
 - `resolve(config) -> dict`: checks the family's own settings (a MinidetError naming the
   option) and returns the settings it resolves (the recorded head), merged into the config;
 - `lr`: the default peak learning rate;
@@ -29,6 +30,8 @@ from .boxes import encode_targets
 from .data.augment import AugmentConfig
 from .errors import MinidetError
 from .loss import YoloLoss
+from .rcnn.task import FASTER_LR, FastRCNNLoss, FasterRCNNLoss, FasterTargets, two_stage_arch
+from .rcnn.task import check_settings as check_two_stage_settings
 from .ssd.task import SSD_AUGMENT, SSD_LR, SSDTargets, SSDTrainingLoss, check_settings, ssd_arch
 
 YOLO_LR = 1e-2  # the peak learning rate of the YOLO models (train.schedule_for says why it warms up from lr/100)
@@ -75,6 +78,26 @@ def _ssd_loss_and_targets(config, model):
     return SSDTrainingLoss(), SSDTargets(model.priors)
 
 
+def _faster_resolve(config) -> dict:
+    check_two_stage_settings(config)
+    return {"head": None}  # its two-stage head is part of its architecture
+
+
+def _fast_rcnn_resolve(config) -> dict:
+    # Fast R-CNN's and R-CNN's selective-search proposals are computed once per image
+    # (models/fast_rcnn_ss.py): an augmented image would be a new one every epoch.
+    check_two_stage_settings(config)
+    return {"head": None, "augment": False}
+
+
+def _faster_loss_and_targets(config, model):
+    return FasterRCNNLoss(model, seed=config.seed), FasterTargets()
+
+
+def _fast_rcnn_loss_and_targets(config, model):
+    return FastRCNNLoss(model, seed=config.seed), FasterTargets()
+
+
 def _grid(config, C: int) -> dict:
     return dict(S=7, B=2, C=C, seed=config.seed)
 
@@ -86,6 +109,10 @@ FAMILIES = {f.name: f for f in (
     _yolo("fast", lambda config, C: {"name": "fast_yolo", "kwargs": _grid(config, C)}),
     _yolo("yolo", lambda config, C: {"name": "yolo_v1", "kwargs": _grid(config, C)}),
     Family("ssd", ssd_arch, _ssd_loss_and_targets, _ssd_resolve, lr=SSD_LR, augment=SSD_AUGMENT),
+    Family("faster", two_stage_arch("faster_rcnn"), _faster_loss_and_targets, _faster_resolve, lr=FASTER_LR),
+    Family("fast-rcnn", two_stage_arch("fast_rcnn_ss"), _fast_rcnn_loss_and_targets, _fast_rcnn_resolve,
+           lr=FASTER_LR),
+    Family("rcnn", two_stage_arch("crop_rcnn"), _fast_rcnn_loss_and_targets, _fast_rcnn_resolve, lr=FASTER_LR),
 )}
 
 

@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import to_device
+from .backend import resolve_device, to_device
 from .boxes import decode
+from .data import BatchLoader, open_dataset
+from .errors import MinidetError
 from .eval import evaluate
+from .models import load_checkpoint
+from .validate import require_evaluable
 
 # Scores kept for mAP: low, as VOC evaluation ranks every detection (a higher threshold
 # only cuts the precision–recall curve short). Drawing uses a higher one.
@@ -46,3 +50,24 @@ def evaluate_loader(model, loader, device: str = "cpu", use_07_metric: bool = Fa
         detections += predict(model, batch.images, device, score_threshold=EVAL_SCORE_THRESHOLD)
         truths += list(zip(batch.boxes, batch.labels, batch.difficult))
     return evaluate(detections, truths, use_07_metric=use_07_metric, num_classes=model.C), detections, truths
+
+
+def evaluate_checkpoint(weights, data, split: str = "test", batch_size: int = 32, device: str = "auto",
+                        use_07_metric: bool = False):
+    """mAP@0.5 of checkpoint `weights` (any detector family) on split `split` of dataset root
+    `data` (VOC, COCO or YOLO layout), whose classes must be those it was trained on.
+
+    Returns (result, detections, ground_truths, dataset) as `evaluate_loader`, and the dataset.
+    """
+    model, meta = load_checkpoint(weights)
+    classes = meta.get("classes")
+    dataset = open_dataset(data, split, cache_images=False)
+    require_evaluable(dataset)
+    if classes is not None and list(dataset.classes) != list(classes):
+        raise MinidetError(f"{data}: its classes ({', '.join(dataset.classes[:4])}, ...) are not the "
+                           f"classes {weights} was trained on ({', '.join(classes[:4])}, ...)")
+    device = resolve_device(device)
+    model.to(device)
+    with BatchLoader(dataset, batch_size, model.input_size) as loader:
+        result, detections, truths = evaluate_loader(model, loader, device, use_07_metric=use_07_metric)
+    return result, detections, truths, dataset

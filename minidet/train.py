@@ -50,6 +50,11 @@ def _dropout_layers(model):
     return [layer for layer in model.layers if isinstance(layer, Dropout)]
 
 
+def _loss_rng(s) -> np.random.Generator | None:
+    """The generator a sampling loss draws from (Faster R-CNN's anchors and RoIs), or None."""
+    return getattr(s.steps.loss_fn, "rng", None)
+
+
 def _finite(model) -> bool:
     return all(bool(get_array_module(p[k]).isfinite(p[k]).all()) for _, p, _, k in model.named_parameters())
 
@@ -100,6 +105,7 @@ def _restore(s: Session, resume, schedule):
     check_resume(s.config, config_from_checkpoint(resume), resume)
     s.model, meta = load_checkpoint(resume, expect_arch=s.model.arch)
     check_training_state(meta, resume)
+    s.steps.loss_fn, s.target_fn = loss_and_targets(s.config, s.model)  # a loss may hold the model
     check_fingerprint(meta.get("dataset"), meta.get("classes"), s.data_print, dataset_root(s.config), resume)
     s.opt = SGD(s.model, lr=schedule(0), momentum=s.config.momentum, weight_decay=s.config.weight_decay)
     try:
@@ -108,6 +114,8 @@ def _restore(s: Session, resume, schedule):
         s.history, s.best_map = list(meta["history"]), float(meta["best_map"])
         for layer, state in zip(_dropout_layers(s.model), meta["dropout_rng"]):
             layer.rng.bit_generator.state = state
+        if _loss_rng(s) is not None:
+            _loss_rng(s).bit_generator.state = meta["loss_rng"]
     except (KeyError, ValueError, TypeError) as e:
         raise CheckpointError(f"{resume}: damaged training state ({type(e).__name__}: {e}); "
                               f"cannot resume") from None
@@ -221,6 +229,8 @@ def end_epoch(s: Session, val_loader, epoch: int, sums: dict, batches: int, seco
     meta = dict(classes=s.classes, config=asdict(s.config), dataset=s.data_print, epoch=epoch + 1,
                 step=s.steps.step, history=s.history, best_map=s.best_map, optimizer=s.opt.state_dict(),
                 dropout_rng=[layer.rng.bit_generator.state for layer in _dropout_layers(s.model)])
+    if _loss_rng(s) is not None:
+        meta["loss_rng"] = _loss_rng(s).bit_generator.state
     if improved:
         save(s.model, s.run.best, **meta)
     save(s.model, s.run.last, **meta)

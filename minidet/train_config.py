@@ -25,7 +25,7 @@ class TrainConfig:
     train_split: str | None = None   # None: train, else trainval (data/splits.py)
     val_split: str | None = None     # None: val, else 10 % of the training split held out
     test_split: str = "test"         # tested on by every root that has it
-    model: str = "reduced"           # a family of minidet.families.FAMILIES: reduced | fast | yolo | ssd
+    model: str = "reduced"           # a family of minidet.families.FAMILIES: reduced | fast | yolo | ssd | faster | fast-rcnn | rcnn
     input_size: int = 112            # reduced only (fast and yolo take 448)
     width: float = 0.25              # reduced only
     # reduced only: "conv" (a 1×1 convolution shared by all cells, YOLO v2's head) or "fc"

@@ -61,8 +61,9 @@ def plot_curves(history: list, path_loss, path_map):
 
     epochs = [h["epoch"] for h in history]
     fig, ax = plt.subplots(figsize=(6, 4))
-    # The loss and its parts: YOLO's coord/obj/noobj/cls, SSD's loc/conf.
-    for key in [k for k in ("loss", "coord", "obj", "noobj", "cls", "loc", "conf") if k in history[0]]:
+    # The loss and its parts: YOLO's coord/obj/noobj/cls, SSD's loc/conf, Faster R-CNN's rpn_cls/rpn_box/cls/box.
+    for key in [k for k in ("loss", "coord", "obj", "noobj", "cls", "loc", "conf", "rpn_cls", "rpn_box", "box")
+                if k in history[0]]:
         ax.plot(epochs, [h[key] for h in history], label=key, lw=2 if key == "loss" else 1)
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss (mean over the epoch)")

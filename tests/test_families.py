@@ -10,7 +10,7 @@ from minidet.train import TrainConfig, head_for, loss_and_targets, model_for
 
 
 def test_unknown_model_is_refused_naming_every_family():
-    with pytest.raises(MinidetError, match=r"^--model must be reduced, fast, yolo or ssd, got 'nope'$"):
+    with pytest.raises(MinidetError, match=r"^--model must be reduced, fast, yolo, ssd, faster, fast-rcnn or rcnn, got 'nope'$"):
         family_for("nope")
     with pytest.raises(MinidetError, match="--model must be"):
         model_for(TrainConfig(model="nope"), 3)

@@ -7,7 +7,8 @@ import pytest
 from minidet.boxes import box_iou
 from minidet.optim import SGD
 from minidet.proposals import selective_search
-from minidet.rcnn import MultiTaskLoss, crop_classifier, detect_image, split_outputs, train_step, training_batch
+from minidet.rcnn import MultiTaskLoss, split_outputs
+from minidet.rcnn.classifier import crop_classifier, detect_image, train_step, training_batch
 
 RED, BLUE = (220, 30, 30), (35, 70, 230)
 

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from minidet.boxes import box_iou
-from minidet.rcnn import context_boxes, decode_deltas, encode_deltas, sample_rois, warp_crops
+from minidet.rcnn import decode_deltas, encode_deltas, sample_rois
+from minidet.rcnn.crops import context_boxes, warp_crops
 
 
 def test_deltas_by_hand_and_round_trip():

@@ -1,5 +1,5 @@
 """The small CNN that classifies image crops: the sliding-window detector's (chapter 0,
-`minidet.sliding.window_classifier`) and R-CNN's (`minidet.rcnn.crop_classifier`)."""
+`minidet.sliding.window_classifier`) and R-CNN's (`minidet.rcnn.classifier.crop_classifier`)."""
 from __future__ import annotations
 
 import numpy as np

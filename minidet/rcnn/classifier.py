@@ -1,16 +1,17 @@
 """R-CNN's second half: a small CNN that classifies each warped proposal (C classes +
 background) and regresses its box (class-specific deltas, see deltas.py).
 
-Layout of the network's output (N, (C + 1) + 4·(C + 1)): the C + 1 class logits (0 =
-background, c + 1 = class c), then the four deltas of each class in columns 4u … 4u + 3 of
-the box block: `split_outputs` cuts it into the two arrays MultiTaskLoss takes. Crops are
-(N, 3, size, size) float32 in [0, 1] (NCHW), as `warp_crops` makes them.
+The network's output (N, 5·(C + 1)) has the second stage's layout (`detections.py`:
+C + 1 logits, then class-specific deltas). Crops are (N, 3, size, size) float32 in [0, 1]
+(NCHW), as `warp_crops` makes them.
 
 Training (`training_batch`, `train_step`): per image, `sample_rois` draws the RoIs from the
 proposals and the ground truth, `warp_crops` cuts them, and one SGD step on the multi-task
-loss follows. Detection (`detect_image`): every proposal is classified; each class's score
-is its softmax probability, its box the proposal moved by that class's deltas, and boxes of
-one class go through NMS.
+loss follows. Detection (`detect_image`): every proposal is classified, then
+`class_detections`.
+
+This module is imported by its path (`minidet.rcnn.classifier`), not by the package: it
+builds on `minidet.models`, which builds its two-stage detectors on this package.
 """
 from __future__ import annotations
 
@@ -18,12 +19,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..boxes import nms, to_pixels
-from ..cross_entropy import softmax
+from ..boxes import to_pixels
 from ..layers import Sequential
 from ..models.crop_cnn import crop_cnn
 from .crops import warp_crops
-from .deltas import decode_deltas
+from .detections import Detections, class_detections, no_detections, split_outputs
 from .sampling import sample_rois
 
 
@@ -32,14 +32,6 @@ def crop_classifier(num_classes: int, size: int = 32, width: int = 16, rng=None)
     then one Linear to (C + 1) logits and 4·(C + 1) deltas. Input (N, 3, size, size), size
     divisible by 8."""
     return crop_cnn(5 * (num_classes + 1), size, width, rng, where="crop_classifier")
-
-
-def split_outputs(out, num_classes: int):
-    """(N, 5·(C + 1)) -> (logits (N, C + 1), deltas (N, 4·(C + 1))), views of `out`."""
-    K = num_classes + 1
-    if out.ndim != 2 or out.shape[1] != 5 * K:
-        raise ValueError(f"split_outputs: expected output (N, {5 * K}) for {num_classes} classes, got {out.shape}")
-    return out[:, :K], out[:, K:]
 
 
 class CropBatch(NamedTuple):
@@ -83,14 +75,6 @@ def train_step(model, loss, optimizer, batch: CropBatch, num_classes: int) -> fl
     return value
 
 
-class Detections(NamedTuple):
-    """boxes (K, 4) pixel corners, scores (K,), labels (K,) int64 class indices 0 … C − 1."""
-
-    boxes: np.ndarray
-    scores: np.ndarray
-    labels: np.ndarray
-
-
 def detect_image(model, image, proposals, num_classes: int, size: int = 32, context: int = 2,
                  score_threshold: float = 0.05, iou_threshold: float = 0.3, batch_size: int = 256) -> Detections:
     """Classify every proposal (P, 4) pixel corners of one (H, W, 3) uint8 image; per class,
@@ -102,20 +86,5 @@ def detect_image(model, image, proposals, num_classes: int, size: int = 32, cont
     outs = [model.forward(warp_crops(image, proposals[i:i + batch_size], size, context))
             for i in range(0, len(proposals), batch_size)]
     if not outs:
-        return Detections(np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64))
-    logits, deltas = split_outputs(np.concatenate(outs).astype(np.float64), num_classes)
-    p = softmax(logits)
-    boxes, scores, labels = [], [], []
-    for c in range(num_classes):
-        keep = np.flatnonzero(p[:, c + 1] > score_threshold)
-        if not len(keep):
-            continue
-        b = decode_deltas(proposals[keep], deltas[keep, 4 * (c + 1):4 * (c + 2)])
-        b = np.clip(b, 0, [W, H, W, H])
-        kept = nms(b, p[keep, c + 1], iou_threshold)
-        boxes.append(b[kept])
-        scores.append(p[keep[kept], c + 1])
-        labels.append(np.full(len(kept), c, dtype=np.int64))
-    if not boxes:
-        return Detections(np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64))
-    return Detections(np.concatenate(boxes), np.concatenate(scores), np.concatenate(labels))
+        return no_detections()
+    return class_detections(proposals, np.concatenate(outs), num_classes, W, H, score_threshold, iou_threshold)

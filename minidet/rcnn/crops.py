@@ -3,7 +3,7 @@ aspect ratio (Girshick et al. 2014, section 2.1 and appendix A).
 
 Context: each box is first grown so that, once warped to `size` pixels, `context` pixels of
 image surround the original box on each side (R-CNN uses 16 of 227). The cutting and bilinear
-resampling are `minidet.sliding.crop_resize`'s (chapter 0's window classifier reads its
+resampling are `minidet.data.crop.crop_resize`'s (chapter 0's window classifier reads its
 windows the same way); where a grown box leaves the image, the border pixels are repeated
 (R-CNN fills with the mean instead).
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..sliding import crop_resize
+from ..data.crop import crop_resize
 
 
 def context_boxes(boxes, size: int, context: int):
