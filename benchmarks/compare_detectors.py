@@ -1,7 +1,13 @@
-"""YOLO against SSD on one machine, in one run: test mAP@0.5 overall and by object size,
-inference images/s, training step ms, parameters and FLOPs (logic: `minidet.compare`).
+"""YOLO against SSD (and the two-stage detectors) on one machine, in one run: test mAP@0.5
+overall and by object size, inference images/s, training step ms, parameters and FLOPs
+(logic: `minidet.compare`).
 
     python benchmarks/compare_detectors.py --yolo runs/A/best.npz --ssd runs/B/best.npz [--data ROOT]
+        [--faster runs/C/best.npz] [--fast-rcnn runs/D/best.npz] [--rcnn runs/E/best.npz]
+
+The two-stage rows appear when their checkpoints are given (they are not trained here); their
+times include selective search for Fast R-CNN and R-CNN (computed again for each timed
+batch), and they have no FLOPs figure (their cost grows with the proposals).
 
 Each detector is loaded from a checkpoint of `minidet train` (--model reduced, --model ssd);
 without one, it is trained first with `minidet train`'s defaults (about 10 minutes each on a
@@ -38,12 +44,18 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--yolo", help="checkpoint of minidet train --model reduced (default: train one)")
     parser.add_argument("--ssd", help="checkpoint of minidet train --model ssd (default: train one)")
+    for name, kind in (("--faster", "faster"), ("--fast-rcnn", "fast-rcnn"), ("--rcnn", "rcnn")):
+        parser.add_argument(name, help=f"checkpoint of minidet train --model {kind} (optional: a row when given)")
     parser.add_argument("--data", default=None, help="VOC-layout root (default: the built-in dataset)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
     models = {"YOLO (reduced Fast YOLO, conv head)": detector(args.yolo, "reduced", args.data),
               "SSD (ssd_lite)": detector(args.ssd, "ssd", args.data)}
+    for label, kind, weights in (("Faster R-CNN", "faster", args.faster), ("Fast R-CNN (selective search)", "fast-rcnn",
+                                 args.fast_rcnn), ("R-CNN (selective search)", "rcnn", args.rcnn)):
+        if weights:
+            models[label] = detector(weights, kind, args.data)
     sizes = {m.input_size for m, _, _ in models.values()}
     if len(sizes) != 1:
         sys.exit(f"compare_detectors: the detectors take different input sizes {sorted(sizes)}")

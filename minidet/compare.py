@@ -34,8 +34,15 @@ def _walk(layers, shape):
     return flops, shape
 
 
+# The two-stage detectors' cost depends on how many proposals an image gets: no FLOPs figure.
+TWO_STAGE = ("faster_rcnn", "fast_rcnn_ss", "crop_rcnn")
+
+
 def model_cost(model) -> dict:
-    """{"params": ..., "flops": ...} of one forward pass on one input_size² image."""
+    """{"params": ..., "flops": ...} of one forward pass on one input_size² image (flops None
+    for a two-stage detector, whose cost grows with its proposals)."""
+    if model.arch["name"] in TWO_STAGE:
+        return {"params": model.num_parameters(), "flops": None}
     shape = (1, 3, model.input_size, model.input_size)
     net = getattr(model, "net", None)
     if net is None:
@@ -51,15 +58,25 @@ def model_cost(model) -> dict:
     return {"params": model.num_parameters(), "flops": int(flops)}
 
 
-def _median_seconds(fn, repeats: int, warmup: int = 1) -> float:
+def _median_seconds(fn, repeats: int, warmup: int = 1, fresh=None) -> float:
+    """`fresh()` before each call, untimed: forgets what a model remembers of its inputs."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
+        if fresh is not None:
+            fresh()
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
     return float(np.median(times))
+
+
+def _forget_proposals(model):
+    """Fast R-CNN and R-CNN keep each image's selective-search proposals (`ProposalMemo`);
+    timing the same batch again must compute them again, as new images would."""
+    memo = getattr(getattr(model, "proposals", None), "found", None)
+    return memo.clear if memo is not None else None
 
 
 def time_inference(model, images, repeats: int = 5) -> float:
@@ -67,7 +84,7 @@ def time_inference(model, images, repeats: int = 5) -> float:
     was_training = model.training
     model.eval()
     try:
-        return _median_seconds(lambda: model.forward(images), repeats)
+        return _median_seconds(lambda: model.forward(images), repeats, fresh=_forget_proposals(model))
     finally:
         if was_training:
             model.train()
@@ -83,7 +100,7 @@ def time_train_step(model, loss_fn, images, targets, repeats: int = 5) -> float:
         return value
 
     model.train()
-    return _median_seconds(step, repeats)
+    return _median_seconds(step, repeats, fresh=_forget_proposals(model))
 
 
 def compare(models: dict, loader, train_batch=None, repeats: int = 5) -> list:
@@ -117,6 +134,6 @@ def format_table(rows) -> str:
     for r in rows:
         cells = [r["name"], f"{r['mAP']:.3f}", *[f"{m:.3f} ({n})" for _, _, n, m in r["by_size"]],
                  f"{r['images_per_s']:.0f}", f"{r['train_step_ms']:.0f}" if "train_step_ms" in r else "–",
-                 f"{r['params'] / 1e6:.2f}", f"{r['flops'] / 1e9:.3f}"]
+                 f"{r['params'] / 1e6:.2f}", "–" if r["flops"] is None else f"{r['flops'] / 1e9:.3f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -80,3 +80,25 @@ def test_compare_detectors_script_on_checkpoints(tmp_path, tiny_voc, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("test split of") and len(out) == 5
     assert out[3].startswith("| YOLO") and out[4].startswith("| SSD")
+
+
+def test_two_stage_rows_time_selective_search_every_time(tiny_voc):
+    from minidet.models.fast_rcnn_ss import fast_rcnn_ss
+    from minidet.models.faster_rcnn import faster_rcnn
+
+    models = {}
+    for kind, model in (("faster", faster_rcnn(56, 0.0625, C=20)), ("fast-rcnn", fast_rcnn_ss(56, 0.0625, C=20))):
+        models[kind] = (model, *loss_and_targets(TrainConfig(model=kind, input_size=56, width=0.0625), model))
+    calls = []
+    memo = models["fast-rcnn"][0].proposals
+    original = memo.found.clear
+    memo.found = type("Counted", (dict,), {"clear": lambda self: (calls.append(1), dict.clear(self))})()
+    with BatchLoader(VOCDataset(tiny_voc, "test"), 4, 56, workers=1) as loader, \
+            BatchLoader(VOCDataset(tiny_voc, "train"), 4, 56, workers=1) as train_loader:
+        rows = compare(models, loader, next(iter(train_loader)), repeats=2)
+    assert original is not None and len(calls) == 4   # forgotten before each timed call: 2 inference, 2 steps
+    for r, (model, _, _) in zip(rows, models.values()):
+        assert r["flops"] is None and r["params"] == model.num_parameters()
+        assert r["images_per_s"] > 0 and r["train_step_ms"] > 0
+    table = format_table(rows).splitlines()
+    assert table[2].startswith("| faster | ") and table[2].endswith(" | – |")

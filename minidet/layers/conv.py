@@ -29,12 +29,13 @@ from .init import he_normal
 
 # Winograd's F(2×2, 3×3) (kernels/winograd.py) on the CPU for 3×3 stride-1 layers with at
 # least this many input channels. Forward + backward against im2col + one product, one
-# thread, 2-core machine with the other core busy (ms): 64→128 at 7² (N 32) 7.2 → 6.1,
-# 128→256 at 7² 25.7 → 19.8, 256→256 at 7² 51.7 → 43.9, 64→64 at 14² 15.7 → 10.4,
-# 256→512 at 28² (N 8) 361 → 190, 64→128 at 112² (N 8) 436 → 310; below 64 channels it
-# was no faster (32→64 at 7²: 2.18 → 2.10, 16→32 at 14²: 2.36 → 2.45, 4→8 at 56²: 4.8 → 9.7).
-# On the GPU the convolution stays im2col + cuBLAS.
-WINOGRAD_MIN_CHANNELS = 64
+# thread, 2-core machine (ms): 32→64 at 7² (N 32) 2.17 → 2.08, at 28² (N 16) 15.3 → 13.5,
+# at 112² (N 8) 130 → 116; 64→128 at 7² (N 32) 7.2 → 6.1; 128→256 at 7² 25.7 → 19.8;
+# 256→256 at 7² 51.7 → 43.9; 64→64 at 14² 15.7 → 10.4; 256→512 at 28² (N 8) 361 → 190;
+# 64→128 at 112² (N 8) 436 → 310. Below 32 channels it was slower (16→32 at 14²: 2.39 →
+# 2.42, at 224² (N 8) 188 → 205; 3→16 at 448²: 142 → 289). On the GPU the convolution
+# stays im2col + cuBLAS.
+WINOGRAD_MIN_CHANNELS = 32
 
 
 def _winograd_applies(method: str, xp, W, stride: int) -> bool:
