@@ -48,3 +48,19 @@ def tiny_run(tiny_voc, tmp_path_factory):
         mp.setenv("XDG_CACHE_HOME", str(base / "xdg-cache"))
         main(["train", "--data", str(tiny_voc), *TINY_TRAIN, "--out", str(out)])
     return out, stdout.getvalue()
+
+
+@pytest.fixture(scope="session")
+def ssd_run(tiny_voc, tmp_path_factory):
+    """`minidet train --model ssd` on tiny_voc for 2 epochs (helpers.tiny_args): its run directory. Read-only."""
+    from helpers import cli_run
+
+    return cli_run(tiny_voc, tmp_path_factory.mktemp("ssd_run"), "ssd")
+
+
+@pytest.fixture(scope="session")
+def faster_run(tiny_voc, tmp_path_factory):
+    """`minidet train --model faster` on tiny_voc for 2 epochs: its run directory. Read-only."""
+    from helpers import cli_run
+
+    return cli_run(tiny_voc, tmp_path_factory.mktemp("faster_run"), "faster")

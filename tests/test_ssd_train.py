@@ -2,105 +2,44 @@
 resume, the same evaluation as the library's, and one-line refusals across model kinds."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
 
-from minidet.data import BatchLoader, VOCDataset
-from minidet.inference import evaluate_loader
-from minidet.models import SSDModel, load, load_checkpoint
+from minidet.models import SSDModel, load
 from minidet.ssd.task import SSD_LR, SSDTargets, SSDTrainingLoss
-from minidet.train import TrainConfig, train
+from minidet.train import TrainConfig
 
-from test_cli import assert_one_line_error, image_file, run
+from helpers import (assert_eval_and_detect, assert_one_line_error, assert_resume_refused_across, assert_same_run,
+                     interrupted_and_resumed, run, run_files, tiny_args)
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
 
-TINY_SSD = ["--model", "ssd", "--input-size", "56", "--width", "0.0625", "--batch-size", "8", "--epochs", "2",
-            "--workers", "1", "--quiet"]
-
-
-class Stop(Exception):
-    pass
-
-
-@pytest.fixture(scope="module")
-def ssd_run(tiny_voc, tmp_path_factory):
-    """`minidet train --model ssd` on tiny_voc for 2 epochs: its run directory."""
-    import contextlib
-    import io
-
-    from minidet.cli import main
-
-    base = tmp_path_factory.mktemp("ssd_run")
-    out = base / "run"
-    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(io.StringIO()):
-        mp.setenv("XDG_CACHE_HOME", str(base / "cache"))
-        main(["train", "--data", str(tiny_voc), *TINY_SSD, "--out", str(out)])
-    return out
+TINY_SSD = tiny_args("ssd")
 
 
 def test_ssd_run_writes_its_files_and_records_the_architecture(ssd_run):
-    for name in ("last.npz", "best.npz", "metrics.json", "loss.png", "map.png", "detections.png"):
-        assert (ssd_run / name).is_file(), name
-    model, meta = load_checkpoint(ssd_run / "last.npz")
+    model, meta, history = run_files(ssd_run)
     assert isinstance(model, SSDModel)
     assert model.arch == {"name": "ssd_lite", "kwargs": dict(input_size=56, width=0.0625, C=20, seed=0, batch_norm=True)}
     assert meta["config"]["model"] == "ssd" and meta["config"]["head"] is None
     assert meta["config"]["lr"] == SSD_LR and TrainConfig().lr == 1e-2   # each model's default
-    history = json.loads((ssd_run / "metrics.json").read_text())["history"]
     assert [h["epoch"] for h in history] == [1, 2]
     assert all(np.isfinite(h["loss"]) and h["loss"] == pytest.approx(h["loc"] + h["conf"]) for h in history)
 
 
 def test_ssd_resume_continues_exactly(tmp_path, tiny_voc, ssd_run, capsys):
-    out = tmp_path / "run"
-    config = TrainConfig(data=str(tiny_voc), model="ssd", input_size=56, width=0.0625, batch_size=8, epochs=2,
-                         workers=1, out=str(out))
-
-    def log(line):
-        if line.startswith("epoch 1/"):
-            raise Stop(line)
-
-    with pytest.raises(Stop):
-        train(config, log=log, progress=False)
-    code, _, err = run(capsys, "train", "--resume", out / "last.npz", "--quiet", "--workers", "1")
-    assert code == 0, err
-    a, meta_a = load_checkpoint(ssd_run / "last.npz")
-    b, meta_b = load_checkpoint(out / "last.npz")
-    for (name, p, _, k), (_, q, _, _) in zip(a.named_parameters(), b.named_parameters()):
-        assert np.array_equal(p[k], q[k]), name
-    for k in meta_a["optimizer"]:
-        assert np.array_equal(meta_a["optimizer"][k], meta_b["optimizer"][k]), k
-    keys = ("epoch", "step", "lr", "loss", "loc", "conf", "val_mAP")
-    assert [[h[k] for k in keys] for h in meta_a["history"]] == [[h[k] for k in keys] for h in meta_b["history"]]
+    resumed = interrupted_and_resumed(capsys, tiny_voc, tmp_path / "run", "ssd")
+    assert_same_run(ssd_run, resumed, ("epoch", "step", "lr", "loss", "loc", "conf", "val_mAP"))
 
 
 def test_eval_and_detect_on_an_ssd_checkpoint(tmp_path, capsys, tiny_voc, ssd_run):
-    weights = ssd_run / "best.npz"
-    out = tmp_path / "eval.json"
-    code, stdout, err = run(capsys, "eval", "--weights", weights, "--data", tiny_voc, "--json", out)
-    assert code == 0, err
-    result = json.loads(out.read_text())
-    model = load(weights)
-    with BatchLoader(VOCDataset(tiny_voc, "test"), 8, model.input_size, workers=1) as loader:
-        expected, detections, _ = evaluate_loader(model, loader)
-    assert result["mAP"] == pytest.approx(expected["mAP"], abs=1e-12)
+    detections = assert_eval_and_detect(capsys, tmp_path, tiny_voc, ssd_run / "best.npz")
     assert sum(len(d[0]) for d in detections) > 0
-    image = image_file(tiny_voc, "test", 0)
-    code, stdout, err = run(capsys, "detect", "--weights", weights, image, "--out", tmp_path / "dets")
-    assert code == 0, err
-    assert len(list((tmp_path / "dets").glob("*.png"))) == 1 and str(image) in stdout
 
 
 def test_resume_across_model_kinds_is_one_line(tmp_path, capsys, tiny_run, ssd_run):
-    yolo_last, ssd_last = tiny_run[0] / "last.npz", ssd_run / "last.npz"
-    code, _, err = run(capsys, "train", "--resume", yolo_last, "--model", "ssd", "--quiet", "--out", tmp_path / "a")
-    assert_one_line_error(code, err, yolo_last, "model")
-    code, _, err = run(capsys, "train", "--resume", ssd_last, "--model", "reduced", "--quiet", "--out", tmp_path / "b")
-    assert_one_line_error(code, err, ssd_last, "model")
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert_resume_refused_across(capsys, tmp_path, tiny_run[0] / "last.npz", "reduced", ssd_run / "last.npz", "ssd")
 
 
 @pytest.mark.parametrize("option, word", [(["--head", "conv"], "--head"), (["--pretrain-epochs", "1"], "--pretrain"),
