@@ -90,6 +90,14 @@ def _tile(p, Th, Tw):
     return n, ti, p - n * Th * Tw - ti * Tw
 
 
+@njit(inline="always", cache=True, nogil=True)
+def _store(buf, out, row, p0, count):
+    """out[ξ, row, p0:p0 + count] = buf[ξ, :count] for the 16 ξ: each a run of whole cache lines."""
+    for xi in range(16):
+        for q in range(count):
+            out[xi, row, p0 + q] = buf[xi, q]
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def input_transform(xpad, Th, Tw, V):
     """V (16, C, N·Th·Tw) = Bᵀ d B of every 4×4 patch d of xpad (N, C, 2·Th + 2, 2·Tw + 2),
@@ -121,9 +129,7 @@ def input_transform(xpad, Th, Tw, V):
                     buf[4 * a + 1, q] = t1 + t2
                     buf[4 * a + 2, q] = t2 - t1
                     buf[4 * a + 3, q] = t1 - t3
-            for xi in range(16):
-                for q in range(count):
-                    V[xi, c, p0 + q] = buf[xi, q]
+            _store(buf, V, c, p0, count)
 
 
 def padded(x, padding: int, Th: int, Tw: int, out=None):
@@ -222,9 +228,7 @@ def output_transform_adjoint(dy, Th, Tw, zero, dM):
                     buf[4 * a + 1, q] = u0 + u1
                     buf[4 * a + 2, q] = u0 - u1
                     buf[4 * a + 3, q] = -u1
-            for xi in range(16):
-                for q in range(count):
-                    dM[xi, f, p0 + q] = buf[xi, q]
+            _store(buf, dM, f, p0, count)
 
 
 def forward(x, W, b, padding: int, bmm, workspace=None):

@@ -75,8 +75,7 @@ def _median_seconds(fn, repeats: int, warmup: int = 1, fresh=None) -> float:
 def _forget_proposals(model):
     """Fast R-CNN and R-CNN keep each image's selective-search proposals (`ProposalMemo`);
     timing the same batch again must compute them again, as new images would."""
-    memo = getattr(getattr(model, "proposals", None), "found", None)
-    return memo.clear if memo is not None else None
+    return getattr(getattr(model, "proposals", None), "clear", None)
 
 
 def time_inference(model, images, repeats: int = 5) -> float:

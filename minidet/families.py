@@ -12,8 +12,7 @@ checkpoints for every family; what differs is a `Family`:
   a loss that samples (Faster R-CNN's) draws from its `rng`, which checkpoints keep;
 - `resolve(config) -> dict`: checks the family's own settings (a MinidetError naming the
   option) and returns the settings it resolves (the recorded head), merged into the config;
-- `lr`: the default peak learning rate;
-- `augment`: the training loader's augmentations (`data.AugmentConfig`) unless `--no-augment`.
+- `lr`: the default peak learning rate.
 
 Detections for evaluation come from the model itself (`inference.predict`: a model with a
 `decode` method decodes its own output), so an evaluated checkpoint needs no family.
@@ -27,12 +26,11 @@ from functools import partial
 from typing import Callable
 
 from .boxes import encode_targets
-from .data.augment import AugmentConfig
 from .errors import MinidetError
 from .loss import YoloLoss
 from .rcnn.task import FASTER_LR, FastRCNNLoss, FasterRCNNLoss, FasterTargets, two_stage_arch
 from .rcnn.task import check_settings as check_two_stage_settings
-from .ssd.task import SSD_AUGMENT, SSD_LR, SSDTargets, SSDTrainingLoss, check_settings, ssd_arch
+from .ssd.task import SSD_LR, SSDTargets, SSDTrainingLoss, check_settings, ssd_arch
 
 YOLO_LR = 1e-2  # the peak learning rate of the YOLO models (train.schedule_for says why it warms up from lr/100)
 
@@ -46,7 +44,6 @@ class Family:
     loss_and_targets: Callable
     resolve: Callable = lambda config: {}
     lr: float = YOLO_LR
-    augment: AugmentConfig = AugmentConfig()
 
 
 def _yolo_head(config) -> dict:
@@ -108,7 +105,7 @@ FAMILIES = {f.name: f for f in (
         input_size=config.input_size, width=config.width, **_grid(config, C), head=config.head)}),
     _yolo("fast", lambda config, C: {"name": "fast_yolo", "kwargs": _grid(config, C)}),
     _yolo("yolo", lambda config, C: {"name": "yolo_v1", "kwargs": _grid(config, C)}),
-    Family("ssd", ssd_arch, _ssd_loss_and_targets, _ssd_resolve, lr=SSD_LR, augment=SSD_AUGMENT),
+    Family("ssd", ssd_arch, _ssd_loss_and_targets, _ssd_resolve, lr=SSD_LR),
     Family("faster", two_stage_arch("faster_rcnn"), _faster_loss_and_targets, _faster_resolve, lr=FASTER_LR),
     Family("fast-rcnn", two_stage_arch("fast_rcnn_ss"), _fast_rcnn_loss_and_targets, _fast_rcnn_resolve,
            lr=FASTER_LR),

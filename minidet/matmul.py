@@ -28,6 +28,8 @@ from .backend import get_array_module
 # pool costs more than it saves (tens of microseconds).
 MIN_WORK = 1 << 21
 _pool: ThreadPoolExecutor | None = None
+# The cores this process may run on, read once (a system call, not for every product).
+_CORES = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 def threads() -> int:
@@ -36,10 +38,7 @@ def threads() -> int:
     env = os.environ.get("NUMBA_NUM_THREADS")
     if env and env.isdigit() and int(env) > 0:
         return int(env)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    return _CORES
 
 
 def _executor() -> ThreadPoolExecutor:

@@ -250,8 +250,7 @@ def train(config: TrainConfig, resume=None, log=print, progress: bool = True, fo
     config, size = s.config, s.model.input_size
     if resume is None and config.pretrain_epochs > 0:
         _pretrain(s, log)
-    augment = family_for(config.model).augment if config.augment else False
-    train_loader = BatchLoader(s.chosen.train, config.batch_size, size, augment=augment, shuffle=True,
+    train_loader = BatchLoader(s.chosen.train, config.batch_size, size, augment=config.augment, shuffle=True,
                                drop_last=True, seed=config.seed, target_fn=s.target_fn, workers=config.workers,
                                device=s.device)
     train_loader.epoch = s.start_epoch

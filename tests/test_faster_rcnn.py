@@ -37,6 +37,25 @@ class BothStages(Layer):
         return self.model.named_parameters(prefix)
 
 
+
+class OnRoIs(Layer):
+    """The one-input contract gradcheck takes: images in, the model's second stage on fixed
+    `rois` out (its forward runs first for the features or the pixels; its proposals unused)."""
+
+    def __init__(self, model, rois):
+        super().__init__()
+        self.model, self.rois, self.layers = model, rois, [model]
+
+    def forward(self, images):
+        self.model.forward(images)
+        return self.model.classify(self.rois)
+
+    def backward(self, dy):
+        return self.model.backward(dy)
+
+    def named_parameters(self, prefix=""):
+        return self.model.named_parameters(prefix)
+
 def tiny_model(C=2, A=2):
     rng = np.random.default_rng(0)
     trunk = Sequential(Conv2d(3, 3, 3, padding=1, rng=rng), LeakyReLU(0.1))
@@ -141,25 +160,9 @@ def test_fast_rcnn_on_selective_search_gradcheck_and_proposal_cache():
     model.trunk.layers[0].need_input_grad = True
     rois = np.array([[0, 0, 0, 5, 4], [1, 2, 1, 7, 7], [1, -3, 4, 3, 12]], dtype=float)
 
-    class Head(Layer):
-        """The one-input contract: the model's forward (its proposals unused), then the head on `rois`."""
-
-        def __init__(self, model):
-            super().__init__()
-            self.model, self.layers = model, [model]
-
-        def forward(self, x):
-            self.model.forward(x)
-            return self.model.classify(rois)
-
-        def backward(self, dy):
-            return self.model.backward(dy)
-
-        def named_parameters(self, prefix=""):
-            return self.model.named_parameters(prefix)
 
     x = np.random.default_rng(1).random((2, 3, 8, 8))
-    result = gradcheck(Head(model), x)
+    result = gradcheck(OnRoIs(model, rois), x)
     assert result.passed(1e-7), str(result)
     assert set(result.errors) == {"dx", "trunk.0.W", "trunk.0.b", "head.1.W", "head.1.b"}
     # Proposals: one array per image, computed once per distinct image.
@@ -207,24 +210,8 @@ def test_rcnn_classifies_warped_crops_and_gradchecks():
     crops = np.concatenate([warp_crops(pixels[int(r[0])], r[None, 1:], CROP, CONTEXT) for r in rois])
     assert np.array_equal(out, model.classifier.forward(crops.astype(x.dtype)))   # each RoI cut from its own image
 
-    class Crops(Layer):
-        """The one-input contract: the images in, the classifier's outputs on `rois` out."""
 
-        def __init__(self, model):
-            super().__init__()
-            self.model, self.layers = model, [model]
-
-        def forward(self, images):
-            self.model.forward(images)
-            return self.model.classify(rois)
-
-        def backward(self, dy):
-            return self.model.backward(dy)
-
-        def named_parameters(self, prefix=""):
-            return self.model.named_parameters(prefix)
-
-    result = gradcheck(Crops(model), x, check_input=False)   # the crops are resampled pixels: no image gradient
+    result = gradcheck(OnRoIs(model, rois), x, check_input=False)   # the crops are resampled pixels: no image gradient
     assert result.passed(1e-7), str(result)
     assert set(result.errors) == {f"classifier.{i}.{k}" for i in (0, 3, 6, 10) for k in "Wb"}
     targets = np.stack([FasterTargets()([[0.1, 0.1, 0.5, 0.6]], [1]), FasterTargets()([[0.3, 0.2, 0.9, 0.7]], [0])])

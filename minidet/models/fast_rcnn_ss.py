@@ -56,6 +56,10 @@ class ProposalMemo:
     def __len__(self):
         return len(self.found)
 
+    def clear(self):
+        """Forget every image's proposals (a timing that must pay for selective search again)."""
+        self.found.clear()
+
 
 class SelectiveSearchFastRCNN(FasterRCNN):
     """Fast R-CNN on selective-search proposals (see the module docstring). `rpn` is None."""

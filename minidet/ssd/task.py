@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import get_array_module
-from ..data.augment import AugmentConfig
 from ..errors import MinidetError
 from .loss import MultiboxLoss
 from .match import match
@@ -28,13 +27,6 @@ from .match import match
 # mAP@0.5 0.268 at 1e-2, 0.459 at 3e-2 and 0.407 at 6e-2 (2-core machine, one thread each,
 # the other core busy).
 SSD_LR = 3e-2
-
-# The training augmentations of `minidet train --model ssd`: the YOLO paper's, without SSD's
-# zoom. With zoom (`AugmentConfig(zoom_p=0.5, zoom_out=2.0, zoom_in=1.5)`) the default 20-epoch
-# run on the built-in dataset reached test mAP@0.5 0.842 against 0.861 without, lower in every
-# size band (small objects 0.724 against 0.757, the largest 0.568 against 0.602): the harder
-# images did not pay within 20 epochs (2-core machine, one thread, the other core busy).
-SSD_AUGMENT = AugmentConfig()
 
 
 class SSDTargets:
