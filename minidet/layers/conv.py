@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from kernels import im2col as op
-from kernels import winograd
+from kernels import direct_conv, winograd
 from kernels._device import buffer, output_size
 
 from ..backend import get_array_module
@@ -27,40 +27,59 @@ from .base import Layer
 from .init import he_normal
 
 
-# Winograd's F(2×2, 3×3) (kernels/winograd.py) on the CPU for 3×3 stride-1 layers with at
-# least this many input channels. Forward + backward against im2col + one product, one
-# thread, 2-core machine (ms): 32→64 at 7² (N 32) 2.17 → 2.08, at 28² (N 16) 15.3 → 13.5,
-# at 112² (N 8) 130 → 116; 64→128 at 7² (N 32) 7.2 → 6.1; 128→256 at 7² 25.7 → 19.8;
-# 256→256 at 7² 51.7 → 43.9; 64→64 at 14² 15.7 → 10.4; 256→512 at 28² (N 8) 361 → 190;
-# 64→128 at 112² (N 8) 436 → 310. Below 32 channels it was slower (16→32 at 14²: 2.39 →
-# 2.42, at 224² (N 8) 188 → 205; 3→16 at 448²: 142 → 289). On the GPU the convolution
-# stays im2col + cuBLAS.
+# Two CPU formulations beside im2col + one product, each where it was measured faster
+# (forward + backward, float32, 2 threads, 2-core machine; benchmarks/profile_step.py):
+# - Winograd's F(4×4, 3×3) (kernels/winograd.py) for 3×3 stride-1 layers with at least
+#   WINOGRAD_MIN_CHANNELS input channels. TODO figures
+# - direct convolution (kernels/direct_conv.py) for stride-1 layers with at most
+#   DIRECT_MAX_CHANNELS input channels (the images): 3→4 on 112² (N 32) 17.7 → 7.3 ms,
+#   3→8 on 224² (N 16) 48 → 25, 3→16 on 448² (N 8) 113 → 77; but 4→8 on 56² (N 32) 6.6 →
+#   11.7, 8→16 on 28² 3.4 → 15: with more channels im2col's product wins.
+# On the GPU the convolution stays im2col + cuBLAS.
 WINOGRAD_MIN_CHANNELS = 32
+DIRECT_MAX_CHANNELS = 3
+METHODS = ("auto", "im2col", "winograd", "direct")
 
 
-def _winograd_applies(method: str, xp, W, stride: int) -> bool:
-    if method not in ("auto", "im2col", "winograd"):
-        raise ValueError(f"conv2d: method must be auto, im2col or winograd, got {method!r}")
+def _choose(method: str, xp, W, stride: int) -> str:
+    """The formulation to run: `method` checked, "auto" resolved by the rules above."""
+    if method not in METHODS:
+        raise ValueError(f"conv2d: method must be one of {', '.join(METHODS)}, got {method!r}")
     F, C, k, _ = W.shape
-    fits = xp is np and k == 3 and stride == 1
-    if method == "winograd" and not fits:
-        raise ValueError(f"conv2d: method winograd needs a 3×3 kernel, stride 1 and NumPy arrays, got "
+    fits = {"im2col": True, "winograd": xp is np and k == 3 and stride == 1,
+            "direct": xp is np and stride == 1}
+    if method == "auto":
+        if fits["direct"] and C <= DIRECT_MAX_CHANNELS:
+            return "direct"
+        return "winograd" if fits["winograd"] and C >= WINOGRAD_MIN_CHANNELS else "im2col"
+    if not fits[method]:
+        need = "a 3×3 kernel, stride 1" if method == "winograd" else "stride 1"
+        raise ValueError(f"conv2d: method {method} needs {need} and NumPy arrays, got "
                          f"{k}×{k}, stride {stride}, {xp.__name__}")
-    return method == "winograd" or (method == "auto" and fits and C >= WINOGRAD_MIN_CHANNELS)
+    return method
 
 
 def conv2d_forward(x, W, b, stride: int = 1, padding: int = 0, workspace=None, method: str = "auto"):
-    """y = conv(x, W) + b via im2col and one matrix product (or Winograd's F(2×2, 3×3)).
+    """y = conv(x, W) + b via im2col and one matrix product (or one of the CPU forms above).
 
     x: (N, C, H, W); W: (F, C, k, k); b: (F,). Returns (y (N, F, Ho, Wo), cache).
     `workspace`: an optional dict in which the large buffers are kept between calls.
-    `method`: "im2col", "winograd" (3×3, stride 1, CPU) or "auto" (Winograd where it was
-    measured faster: WINOGRAD_MIN_CHANNELS).
+    `method`: "im2col", "winograd" (3×3, stride 1, CPU), "direct" (stride 1, CPU) or
+    "auto" (each where it was measured faster: WINOGRAD_MIN_CHANNELS, DIRECT_MAX_CHANNELS).
     """
     xp = get_array_module(x)
-    if _winograd_applies(method, xp, W, stride):
+    method = _choose(method, xp, W, stride)
+    if method == "winograd":
         y, cache = winograd.forward(x, W, b, padding, matmul_batched, workspace)
         return y, ("winograd", cache, W)
+    if method == "direct":
+        dtype = np.result_type(x.dtype, W.dtype)
+        x, Wc = np.ascontiguousarray(x, dtype=dtype), np.ascontiguousarray(W, dtype=dtype)
+        N, _, H, Wd = x.shape
+        y = np.empty((N, W.shape[0], output_size(H, W.shape[2], 1, padding),
+                      output_size(Wd, W.shape[3], 1, padding)), dtype=dtype)
+        direct_conv.forward(x, Wc, b.astype(dtype, copy=False), padding, y)
+        return y, ("direct", (x, Wc, padding), W)
     N, C, H, Wd = x.shape
     F, _, k, _ = W.shape
     Ho = output_size(H, k, stride, padding)
@@ -80,9 +99,13 @@ def conv2d_backward(dy, cache, need_dx: bool = True, workspace=None):
 
     dx is None when `need_dx` is false (a first layer, whose input is the images).
     """
-    if isinstance(cache[0], str):   # ("winograd", its cache, W)
-        dx, dW, db = winograd.backward(dy, cache[1], need_dx, matmul_batched, workspace)
-        return dx, dW.astype(cache[2].dtype, copy=False), db.astype(cache[2].dtype, copy=False)
+    if isinstance(cache[0], str):   # (the CPU form's name, its cache, W)
+        form, inner, W = cache
+        if form == "winograd":
+            dx, dW, db = winograd.backward(dy, inner, need_dx, matmul_batched, workspace)
+        else:
+            dx, dW, db = _direct_backward(dy, inner, need_dx)
+        return dx, dW.astype(W.dtype, copy=False), db.astype(W.dtype, copy=False)
     xp = get_array_module(dy)
     cols, x_shape, W, stride, padding = cache
     F, C, k, _ = W.shape
@@ -98,6 +121,18 @@ def conv2d_backward(dy, cache, need_dx: bool = True, workspace=None):
         matmul(W.reshape(F, -1).T.astype(dtype, copy=False), dy2, out=dcols)  # (C·k·k, N·Ho·Wo)
         dx = op.col2im(dcols, x_shape, k, stride, padding)
     return dx, dW.astype(W.dtype, copy=False), db.astype(W.dtype, copy=False)
+
+
+def _direct_backward(dy, cache, need_dx: bool):
+    x, W, padding = cache
+    dy = np.ascontiguousarray(dy, dtype=x.dtype)
+    dW = np.empty_like(W)
+    direct_conv.backward_weights(dy, x, padding, W.shape[2], dW)
+    dx = None
+    if need_dx:
+        dx = np.empty_like(x)
+        direct_conv.backward_input(dy, W, padding, dx)
+    return dx, dW, dy.sum(axis=(0, 2, 3))
 
 
 def conv2d_forward_naive(x, W, b, stride: int = 1, padding: int = 0):
