@@ -197,6 +197,7 @@ def standard_cases():
                          RoIPool2d, RoIPool2dFixed, Sequential)
 
     rng = np.random.default_rng(0)
+    own = np.random.default_rng(1)
 
     def normal(*shape):
         return rng.standard_normal(shape)
@@ -211,13 +212,15 @@ def standard_cases():
     net = Sequential(Conv2d(3, 4, 3, padding=1, rng=rng), LeakyReLU(), MaxPool2d(2), Flatten(),
                      Linear(4 * 3 * 4, 5, rng=rng), LeakyReLU(), Dropout(0.5, seed=0), Linear(5, 3, rng=rng))
     return [
-        ("Conv2d 3×3 s1 p1", Conv2d(4, 4, 3, padding=1, rng=rng), normal(2, 4, 7, 6)),
-        ("Conv2d direct 3ch", Conv2d(3, 4, 3, padding=1, rng=rng), normal(2, 3, 7, 6)),
+        # 3 input channels or fewer at stride 1: Conv2d runs the direct form (kernels/direct_conv.py)
+        ("Conv2d 3×3 s1 p1", Conv2d(3, 4, 3, padding=1, rng=rng), normal(2, 3, 7, 6)),
         ("Conv2d 3×3 s2 p1", Conv2d(3, 2, 3, stride=2, padding=1, rng=rng), normal(2, 3, 9, 7)),
         ("Conv2d Winograd 64ch", Conv2d(64, 2, 3, padding=1, rng=rng), normal(2, 64, 5, 4)),
-        ("Conv2d direct 5×5 p2", Conv2d(2, 3, 5, padding=2, rng=rng), normal(2, 2, 5, 8)),
+        ("Conv2d 5×5 s1 p2", Conv2d(2, 3, 5, padding=2, rng=rng), normal(2, 2, 5, 8)),
         ("Conv2d 5×5 s2 p0", Conv2d(2, 3, 5, stride=2, rng=rng), normal(2, 2, 8, 9)),
         ("Conv2d 1×1 s1 p0", Conv2d(4, 3, 1, rng=rng), normal(2, 4, 5, 6)),
+        # im2col at stride 1 (drawn from its own generator: the cases above and below keep theirs)
+        ("Conv2d 3×3 s1 8ch", Conv2d(8, 4, 3, padding=1, rng=own), own.standard_normal((2, 8, 6, 5))),
         ("LeakyReLU 0.1", LeakyReLU(0.1), no_kinks(2, 3, 5, 7)),
         ("MaxPool2d 2×2 s2", MaxPool2d(2), no_ties(2, 3, 6, 7)),
         ("MaxPool2d 3×3 s2", MaxPool2d(3, 2), no_ties(2, 2, 7, 9)),
