@@ -17,11 +17,14 @@ each linear step: dM[ξ] = (A dY Aᵀ)[ξ], dU[ξ] = dM[ξ] @ V[ξ]ᵀ, dV[ξ] =
 dW = Gᵀ dU G, dx = the tiles B dV Bᵀ added back where they were read.
 
 F(2×2, 3×3) (16 positions, 2.25× fewer multiply-adds) ran here first; F(4×4) replaced it
-because it was faster on every layer measured, forward + backward, float32, 2 threads:
-256→256 on 7² (N 32) 26.8 → 10.3 ms, 128→256 on 14² (N 16) 21.3 → 19.1, 256→512 on 28²
-(N 8) 115 → 58, 64→128 on 56² (N 8) 62 → 31 (benchmarks/profile_step.py measures it in
-the step). The price is rounding: its transforms hold 4, 5, 8 and 1/24, and in float32 the
-output is off by about 1e-5 of its range against 1e-6 (float64: 1e-14; the tests bound both).
+because it was faster on every layer measured (forward + backward, float32, 2 threads, two
+runs, F(2×2) as it was at commit d82795d → this module): 256→256 on 7² (N 32) 29–36 →
+19 ms, 128→256 on 7² 17–18 → 11, on 14² (N 16) 23 → 22, 256→512 on 28² (N 8) 122–125 →
+98, 64→128 on 56² (N 8) 61–63 → 50 (part of it is the filter transform as one product and
+dU kept in the workspace, which F(2×2) lacked). The price is rounding: its transforms
+hold 4, 5, 8 and 1/24, and in float32 the output and gradients are off by 2e-6 to 1e-5 of
+their range against 2e-7 to 5e-7 for im2col's one product (float64: 1e-14; the tests bound
+both).
 
 Layouts: x (N, C, H, W), W (F, C, 3, 3), U (36, F, C), V (36, C, P) with p = (n·Th + ti)·Tw
 + tj, M (36, F, P). `winograd_reference` is the definition in NumPy (the tests' oracle);
