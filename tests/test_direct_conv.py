@@ -76,13 +76,15 @@ def test_the_weight_gradient_is_the_same_for_any_thread_count():
     assert all(np.array_equal(grads[0], g) for g in grads)
 
 
-def test_conv2d_uses_it_for_the_images_only():
-    # RGB and grey images, where it measured faster; not 4 channels nor a stride of 2
+def test_conv2d_uses_it_where_it_measured_faster():
+    # few channels on any map; up to 16 on maps of 56×56 and more; never at stride 2
     rng = np.random.default_rng(4)
-    for c_in, stride, expected in ((3, 1, "direct"), (1, 1, "direct"), (4, 1, None), (3, 2, None)):
+    for c_in, side, stride, expected in ((3, 6, 1, "direct"), (1, 6, 1, "direct"), (4, 6, 1, "direct"),
+                                         (5, 6, 1, None), (8, 28, 1, None), (8, 56, 1, "direct"),
+                                         (16, 56, 1, "direct"), (17, 56, 1, None), (3, 6, 2, None)):
         layer = Conv2d(c_in, 4, 3, stride=stride, padding=1, rng=rng)
-        layer.forward(rng.standard_normal((1, c_in, 6, 6)).astype(np.float32))
-        assert (layer._cache[0] if isinstance(layer._cache[0], str) else None) == expected, (c_in, stride)
+        layer.forward(rng.standard_normal((1, c_in, side, side)).astype(np.float32))
+        assert (layer._cache[0] if isinstance(layer._cache[0], str) else None) == expected, (c_in, side, stride)
 
 
 def test_a_strided_direct_convolution_is_refused_by_name():

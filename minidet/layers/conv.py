@@ -36,16 +36,19 @@ from .init import he_normal
 #   (1.55 → 1.66). With 16 channels it was slower but at 224² (16→32 on 14² 1.5 → 2.6,
 #   on 56² 13.3 → 16.6, on 224² (N 8) 151 → 142).
 # - direct convolution (kernels/direct_conv.py) for stride-1 layers with at most
-#   DIRECT_MAX_CHANNELS input channels (the images): 3→4 on 112² (N 32) 17.7 → 7.3 ms,
-#   3→8 on 224² (N 16) 48 → 25, 3→16 on 448² (N 8) 113 → 77; but 4→8 on 56² (N 32) 6.6 →
-#   11.7, 8→16 on 28² 3.4 → 15: with more channels im2col's product wins.
+#   DIRECT_MAX_CHANNELS input channels, or up to DIRECT_WIDE_CHANNELS on maps of at least
+#   DIRECT_WIDE_PIXELS: 3→4 on 112² (N 32) 20.9 → 7.9 ms, 4→8 on 56² 4.6 → 3.8, 3→8 on
+#   224² (N 16) 54 → 17, 8→16 on 112² 30 → 20, 16→32 on 56² 16.5 → 13.8, 3→16 on 448²
+#   (N 8) 150 → 97, 16→32 on 224² 158 → 139; but 8→16 on 28² (N 32) 4.4 → 4.2 (even) and
+#   16→32 on 14² 3.3 → 6.4: on small maps with more channels im2col's product wins.
 # On the GPU the convolution stays im2col + cuBLAS.
 WINOGRAD_MIN_CHANNELS = 32
-DIRECT_MAX_CHANNELS = 3
+DIRECT_MAX_CHANNELS = 4
+DIRECT_WIDE_CHANNELS, DIRECT_WIDE_PIXELS = 16, 56 * 56
 METHODS = ("auto", "im2col", "winograd", "direct")
 
 
-def _choose(method: str, xp, W, stride: int) -> str:
+def _choose(method: str, xp, W, stride: int, x_shape) -> str:
     """The formulation to run: `method` checked, "auto" resolved by the rules above."""
     if method not in METHODS:
         raise ValueError(f"conv2d: method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -53,7 +56,9 @@ def _choose(method: str, xp, W, stride: int) -> str:
     fits = {"im2col": True, "winograd": xp is np and k == 3 and stride == 1,
             "direct": xp is np and stride == 1}
     if method == "auto":
-        if fits["direct"] and C <= DIRECT_MAX_CHANNELS:
+        pixels = x_shape[2] * x_shape[3]
+        if fits["direct"] and (C <= DIRECT_MAX_CHANNELS
+                               or (C <= DIRECT_WIDE_CHANNELS and pixels >= DIRECT_WIDE_PIXELS)):
             return "direct"
         return "winograd" if fits["winograd"] and C >= WINOGRAD_MIN_CHANNELS else "im2col"
     if not fits[method]:
@@ -69,10 +74,10 @@ def conv2d_forward(x, W, b, stride: int = 1, padding: int = 0, workspace=None, m
     x: (N, C, H, W); W: (F, C, k, k); b: (F,). Returns (y (N, F, Ho, Wo), cache).
     `workspace`: an optional dict in which the large buffers are kept between calls.
     `method`: "im2col", "winograd" (3×3, stride 1, CPU), "direct" (stride 1, CPU) or
-    "auto" (each where it was measured faster: WINOGRAD_MIN_CHANNELS, DIRECT_MAX_CHANNELS).
+    "auto" (each where it was measured faster: the rules above).
     """
     xp = get_array_module(x)
-    method = _choose(method, xp, W, stride)
+    method = _choose(method, xp, W, stride, x.shape)
     if method == "winograd":
         y, cache = winograd.forward(x, W, b, padding, matmul_batched, workspace)
         return y, ("winograd", cache, W)
