@@ -212,7 +212,7 @@ def standard_cases():
     net = Sequential(Conv2d(3, 4, 3, padding=1, rng=rng), LeakyReLU(), MaxPool2d(2), Flatten(),
                      Linear(4 * 3 * 4, 5, rng=rng), LeakyReLU(), Dropout(0.5, seed=0), Linear(5, 3, rng=rng))
     return [
-        # 3 input channels or fewer at stride 1: Conv2d runs the direct form (kernels/direct_conv.py)
+        # 4 input channels or fewer at stride 1: Conv2d runs the direct form (kernels/direct_conv.py)
         ("Conv2d 3×3 s1 p1", Conv2d(3, 4, 3, padding=1, rng=rng), normal(2, 3, 7, 6)),
         ("Conv2d 3×3 s2 p1", Conv2d(3, 2, 3, stride=2, padding=1, rng=rng), normal(2, 3, 9, 7)),
         ("Conv2d Winograd 64ch", Conv2d(64, 2, 3, padding=1, rng=rng), normal(2, 64, 5, 4)),
